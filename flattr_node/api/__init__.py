@@ -1,0 +1,225 @@
+"""The JSON API (SPEC §3). Views parse input, call a service, shape output."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_login import current_user
+
+from .. import periods
+from ..errors import Forbidden, InvalidRequest, Unauthorized
+from ..models import Deposit, Payout, Thing, User, utcnow
+from ..services import closing, flattring, funds, people, things
+from . import serialize
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def cfg():
+    return current_app.config["NODE"]
+
+
+def token_user() -> User | None:
+    """Bearer token if the request carries one (then cookies are ignored)."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    user = people.user_for_token(token.strip())
+    if user is None:
+        raise Unauthorized("the API token is unknown, revoked, or its owner is suspended")
+    return user
+
+
+def caller() -> User:
+    if "caller" not in g:
+        user = token_user()
+        if user is None and current_user.is_authenticated:
+            user = User.get_by_id(current_user.id)
+        if user is None:
+            raise Unauthorized("sign in, or send 'Authorization: Bearer <token>'")
+        g.caller = user
+    return g.caller
+
+
+def maybe_caller() -> User | None:
+    try:
+        return caller()
+    except Unauthorized:
+        return None
+
+
+def operator() -> User:
+    user = caller()
+    if not user.is_operator:
+        raise Forbidden("only an operator of this node can do this")
+    return user
+
+
+def body() -> dict:
+    data = request.get_json(silent=True, force=True) if request.data else {}
+    if data is None:
+        raise InvalidRequest("the request body is not valid JSON")
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return data
+
+
+def period_arg() -> str | None:
+    value = request.args.get("period")
+    if value is None or value == "":
+        return None
+    if not periods.is_valid(value):
+        from ..errors import Validation
+
+        raise Validation("period must be YYYY-MM", field="period")
+    return value
+
+
+@bp.get("/openapi.json")
+def openapi():
+    text = resources.files("flattr_node").joinpath("openapi.json").read_text()
+    return current_app.response_class(text, mimetype="application/json")
+
+
+@bp.get("/user")
+def get_user():
+    return jsonify(serialize.user_private(cfg(), caller()))
+
+
+@bp.patch("/user")
+def patch_user():
+    user = people.update_settings(cfg(), caller(), body())
+    return jsonify(serialize.user_private(cfg(), user))
+
+
+@bp.get("/users/<username>")
+def get_public_user(username):
+    return jsonify(serialize.user_public(cfg(), people.get_user(username)))
+
+
+@bp.get("/users/<username>/things")
+def get_user_things(username):
+    owner = people.get_user(username)
+    viewer = maybe_caller()
+    query = Thing.select(Thing, User).join(User).where((Thing.owner == owner) & ~Thing.archived)
+    if viewer is None or viewer.id != owner.id:
+        query = query.where(~Thing.hidden)
+    return jsonify([serialize.thing(cfg(), t, viewer) for t in query.order_by(Thing.id.desc()).limit(500)])
+
+
+@bp.post("/things")
+def post_thing():
+    thing = things.register_thing(caller(), body())
+    return jsonify(serialize.thing(cfg(), things.get_thing(thing.id), caller())), 201
+
+
+@bp.get("/things/lookup")
+def lookup_thing():
+    return jsonify(serialize.thing(cfg(), things.lookup(request.args.get("url", "")), maybe_caller()))
+
+
+@bp.get("/things/<int:thing_id>")
+def get_thing(thing_id):
+    response = jsonify(serialize.thing(cfg(), things.get_thing(thing_id), maybe_caller()))
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.patch("/things/<int:thing_id>")
+def patch_thing(thing_id):
+    return jsonify(serialize.thing(cfg(), things.edit_thing(caller(), thing_id, body()), caller()))
+
+
+@bp.delete("/things/<int:thing_id>")
+def delete_thing(thing_id):
+    return jsonify(serialize.thing(cfg(), things.archive_thing(caller(), thing_id), caller()))
+
+
+@bp.post("/things/<int:thing_id>/flattr")
+def flattr_thing(thing_id):
+    f = flattring.flattr_thing(cfg(), caller(), thing_id)
+    return jsonify(serialize.flattr(cfg(), f)), 201
+
+
+@bp.post("/flattr")
+def flattr_url():
+    f = flattring.flattr_url(cfg(), caller(), body().get("url"))
+    return jsonify(serialize.flattr(cfg(), f)), 201
+
+
+@bp.get("/user/flattrs")
+def my_flattrs():
+    return jsonify([serialize.flattr(cfg(), f) for f in flattring.flattrs_of(caller(), period_arg())])
+
+
+@bp.get("/user/incoming")
+def my_incoming():
+    return jsonify([serialize.flattr(cfg(), f) for f in flattring.flattrs_of(caller(), period_arg(), incoming=True)])
+
+
+@bp.post("/deposits")
+def post_deposit():
+    deposit = funds.open_deposit(caller(), body().get("amount"))
+    return jsonify(serialize.deposit(cfg(), deposit)), 201
+
+
+@bp.get("/deposits")
+def get_deposits():
+    rows = Deposit.select().where(Deposit.user == caller()).order_by(Deposit.id.desc()).limit(500)
+    return jsonify([serialize.deposit(cfg(), d) for d in rows])
+
+
+@bp.post("/payouts")
+def post_payout():
+    payout = funds.request_payout(cfg(), caller(), body().get("amount"))
+    return jsonify(serialize.payout(cfg(), payout)), 201
+
+
+@bp.get("/payouts")
+def get_payouts():
+    rows = Payout.select().where(Payout.user == caller()).order_by(Payout.id.desc()).limit(500)
+    return jsonify([serialize.payout(cfg(), p) for p in rows])
+
+
+@bp.post("/user/revenue-to-funds")
+def post_revenue_to_funds():
+    user = caller()
+    funds.revenue_to_funds(cfg(), user, body().get("amount"), request.headers.get("Idempotency-Key"))
+    return jsonify(serialize.user_private(cfg(), user))
+
+
+@bp.get("/periods/<name>")
+def get_period(name):
+    return jsonify(closing.period_summary(cfg(), name, utcnow()))
+
+
+@bp.post("/admin/deposits/<id_or_reference>/confirm")
+def admin_confirm_deposit(id_or_reference):
+    operator()
+    deposit, _ = funds.confirm_deposit(id_or_reference)
+    return jsonify(serialize.deposit(cfg(), deposit))
+
+
+@bp.post("/admin/payouts/<payout_id>/paid")
+def admin_payout_paid(payout_id):
+    operator()
+    payout, _ = funds.mark_paid(payout_id)
+    return jsonify(serialize.payout(cfg(), payout))
+
+
+@bp.post("/admin/payouts/<payout_id>/failed")
+def admin_payout_failed(payout_id):
+    operator()
+    payout, _ = funds.mark_failed(payout_id)
+    return jsonify(serialize.payout(cfg(), payout))
+
+
+def openapi_paths() -> set[str]:
+    """The paths the OpenAPI document declares (tests compare with the URL map)."""
+    text = resources.files("flattr_node").joinpath("openapi.json").read_text()
+    return set(json.loads(text)["paths"])

@@ -1,0 +1,111 @@
+"""Objects of SPEC §3 as JSON-ready dicts. Amounts stay ints beside `currency`."""
+
+from __future__ import annotations
+
+from peewee import Case, fn
+
+from .. import ledger, periods
+from ..config import Config
+from ..models import Deposit, Flattr, Payout, Thing, User, utcnow
+
+
+def user_public(cfg: Config, user: User) -> dict:
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "about": user.about,
+        "url": user.url or None,
+        "created_at": periods.iso(user.created_at, cfg.tz),
+    }
+
+
+def user_private(cfg: Config, user: User) -> dict:
+    period = periods.name_of(utcnow(), cfg.tz)
+    data = user_public(cfg, user)
+    data.update(
+        email=user.email,
+        currency=cfg.currency,
+        funds=ledger.balance(user.id, "funds"),
+        revenue=ledger.balance(user.id, "revenue"),
+        monthly_budget=user.monthly_budget,
+        monthly_topup=user.monthly_topup,
+        flattrs_this_period=Flattr.select().where((Flattr.giver == user) & (Flattr.period == period)).count(),
+        is_operator=user.is_operator,
+        period=period,
+    )
+    return data
+
+
+def thing(cfg: Config, t: Thing, viewer: User | None = None) -> dict:
+    period = periods.name_of(utcnow(), cfg.tz)
+    counts = (
+        Flattr.select(
+            fn.COUNT(Flattr.id),
+            fn.COALESCE(fn.SUM(Case(None, [(Flattr.period == period, 1)], 0)), 0),
+        )
+        .where(Flattr.thing == t.id)
+        .tuples()
+        .get()
+    )
+    data = {
+        "id": t.id,
+        "url": t.url,
+        "title": t.title,
+        "description": t.description,
+        "category": t.category,
+        "language": t.language or None,
+        "tags": [tag for tag in t.tags.split(",") if tag],
+        "hidden": t.hidden,
+        "archived": t.archived,
+        "owner": {"username": t.owner.username},
+        "flattrs": counts[0],
+        "flattrs_this_period": counts[1],
+        "created_at": periods.iso(t.created_at, cfg.tz),
+        "link": f"{cfg.base_url.rstrip('/')}/things/{t.id}",
+    }
+    if viewer is not None:
+        data["flattred"] = (
+            Flattr.select().where((Flattr.giver == viewer) & (Flattr.thing == t.id) & (Flattr.period == period)).exists()
+        )
+    return data
+
+
+def flattr(cfg: Config, f: Flattr) -> dict:
+    t = f.thing
+    return {
+        "id": f.id,
+        "thing": {"id": t.id, "url": t.url, "title": t.title},
+        "giver": {"username": User.select(User.username).where(User.id == f.giver_id).scalar()},
+        "owner": {"username": User.select(User.username).where(User.id == f.owner_id).scalar()},
+        "period": f.period,
+        "created_at": periods.iso(f.created_at, cfg.tz),
+        "status": f.status,
+        "share": f.share,
+        "fee": f.fee,
+        "currency": cfg.currency,
+    }
+
+
+def deposit(cfg: Config, d: Deposit) -> dict:
+    return {
+        "id": d.id,
+        "amount": d.amount,
+        "currency": cfg.currency,
+        "reference": d.reference,
+        "status": d.status,
+        "created_at": periods.iso(d.created_at, cfg.tz),
+        "confirmed_at": periods.iso(d.confirmed_at, cfg.tz),
+        "topup_period": d.topup_period,
+        "instructions": cfg.bank_instructions,
+    }
+
+
+def payout(cfg: Config, p: Payout) -> dict:
+    return {
+        "id": p.id,
+        "amount": p.amount,
+        "currency": cfg.currency,
+        "status": p.status,
+        "created_at": periods.iso(p.created_at, cfg.tz),
+        "settled_at": periods.iso(p.settled_at, cfg.tz),
+    }

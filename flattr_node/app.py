@@ -1,0 +1,172 @@
+"""The Flask application factory: web pages and the JSON API in one app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from peewee import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from . import db as dbmod
+from .config import Config, ConfigError
+from .errors import FlattrError
+from .models import User
+
+log = logging.getLogger(__name__)
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid_request",
+    409: "invalid_request",
+    413: "invalid_request",
+    415: "invalid_request",
+    422: "validation",
+    429: "rate_limit_exceeded",
+}
+
+
+def secret_key_for(cfg: Config) -> str:
+    """The configured key, else one kept beside the SQLite file (made once)."""
+    if cfg.secret_key:
+        return cfg.secret_key
+    if not cfg.database.startswith("sqlite:///"):
+        raise ConfigError("config key 'secret_key': must be set when the database is not SQLite")
+    path = Path(os.path.dirname(os.path.abspath(dbmod.sqlite_path(cfg.database)))) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
+
+
+def error_response(code: str, description: str, status: int, field: str | None = None):
+    payload = {"error": code, "error_description": description}
+    if field:
+        payload["field"] = field
+    if wants_json():
+        response = jsonify(payload)
+    else:
+        from flask import render_template
+
+        response = Flask.response_class(render_template("error.html", status=status, code=code, description=description))
+    response.status_code = status
+    return response
+
+
+def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        NODE=cfg,
+        SECRET_KEY=secret_key_for(cfg),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cfg.base_url.startswith("https://"),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    if bind_database:
+        dbmod.bind(cfg.database)
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "web.signin"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        try:
+            user = User.get_or_none(User.id == int(user_id))
+        except ValueError:
+            return None
+        return user if user is not None and user.is_active else None
+
+    @app.before_request
+    def open_connection():
+        dbmod.database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close_connection(exc):
+        if not dbmod.database.is_closed() and dbmod.database.transaction_depth() == 0:
+            dbmod.database.close()
+
+    @app.before_request
+    def csrf_guard():
+        """Cookie requests that change state need a CSRF token; token requests
+        carry no cookie authority (the API ignores cookies when a token is sent)."""
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return None
+        if "Authorization" in request.headers:
+            return None
+        from flask_login import current_user
+
+        if request.path.startswith("/api/") and not current_user.is_authenticated:
+            return None  # the API answers 401
+        csrf.protect()
+        return None
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            )
+        return response
+
+    @app.errorhandler(FlattrError)
+    def domain_error(e: FlattrError):
+        return error_response(e.code, e.description, e.status, e.field)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e: CSRFError):
+        return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        status = e.code or 500
+        if status >= 500:
+            log.error("HTTP %s on %s %s: %s", status, request.method, request.path, e.description)
+        return error_response(HTTP_CODES.get(status, "invalid_request"), e.description or e.name, status)
+
+    @app.errorhandler(OperationalError)
+    def db_busy(e: OperationalError):
+        if "locked" not in str(e) and "connect" not in str(e) and "busy" not in str(e):
+            return unexpected(e)
+        log.error("database unavailable on %s %s: %s", request.method, request.path, e)
+        response = error_response("server_busy", "the node is busy: try again in a moment", 503)
+        response.headers["Retry-After"] = "2"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(e: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response("server_error", "something went wrong on the node; it has been logged", 500)
+
+    from .api import bp as api_bp
+    from .web import bp as web_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(web_bp)
+    return app

@@ -1,0 +1,302 @@
+"""The `flattr-node` command line (SPEC §4).
+
+Every command exits 0 on success and 1 with one line on stderr on failure:
+a user's mistake never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import secrets
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__, periods
+from . import config as configmod
+from . import db as dbmod
+from .errors import FlattrError
+from .models import utcnow
+
+log = logging.getLogger("flattr_node")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def fail(message: str) -> None:
+    click.echo(f"flattr-node: {message}", err=True)
+    sys.exit(1)
+
+
+def node_command(fn):
+    """Load the config, open the database, migrate it, map errors to one line."""
+
+    @click.pass_context
+    @functools.wraps(fn)
+    def wrapper(ctx, *args, **kwargs):
+        try:
+            cfg = configmod.load(ctx.obj.get("config_path"))
+            setup_logging(os.environ.get("FLATTR_NODE_LOG_LEVEL", "WARNING" if fn.__name__ != "serve" else cfg.log_level))
+            db = dbmod.bind(cfg.database)
+            db.connect(reuse_if_open=True)
+            from .schema import migrate
+
+            migrate()
+            return fn(cfg, *args, **kwargs)
+        except configmod.ConfigError as e:
+            fail(str(e))
+        except FlattrError as e:
+            fail(e.description)
+        except dbmod.DatabaseConnectError as e:
+            fail(f"cannot open the database: {e}")
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The config file (else $FLATTR_NODE_CONFIG, else ./config.toml, else defaults).")
+@click.version_option(__version__, prog_name="flattr-node")
+@click.pass_context
+def main(ctx, config_path):
+    """flattr-node: a self-hosted Flattr. See README.md and SPEC §4."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@main.command()
+@click.pass_context
+def init(ctx):
+    """Create the config file (if none) and the database."""
+    path = configmod.find_config_file(ctx.obj.get("config_path")) or Path(configmod.DEFAULT_FILE)
+    if not path.exists():
+        example = Path(__file__).with_name("config.example.toml").read_text()
+        text = example.replace('secret_key = ""', f'secret_key = "{secrets.token_hex(32)}"', 1)
+        path.write_text(text)
+        os.chmod(path, 0o600)
+        click.echo(f"wrote {path}")
+    ctx.obj["config_path"] = str(path)
+    ctx.invoke(_init_db)
+
+
+@click.command()
+@node_command
+def _init_db(cfg):
+    from .schema import current_version
+
+    click.echo(f"database ready at schema version {current_version()}: {cfg.database}")
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: the config's host).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default: the config's port).")
+@node_command
+def serve(cfg, host, port):
+    """Run the daemon: web pages, API and scheduler, on waitress."""
+    import waitress
+
+    from schedules import start_scheduler
+
+    from .app import create_app
+
+    cfg = cfg.with_(host=host or cfg.host, port=port or cfg.port)
+    app = create_app(cfg, bind_database=False)
+    scheduler = start_scheduler(cfg) if cfg.scheduler else None
+    log.info("flattr-node %s serving %s on http://%s:%d (%s)", __version__, cfg.base_url, cfg.host, cfg.port, cfg.database.split("://")[0])
+    try:
+        waitress.serve(app, host=cfg.host, port=cfg.port, threads=cfg.threads, ident="flattr-node")
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+@main.group()
+def user():
+    """Manage people."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--email", required=True, help="Their e-mail address.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="Their password (asked for if not given).")
+@click.option("--operator", is_flag=True, help="Make them an operator of this node.")
+@node_command
+def user_create(cfg, name, email, password, operator):
+    """Add a person called NAME."""
+    from .services import people
+
+    person = people.create_user(cfg, name, email, password, operator=operator)
+    click.echo(f"created {'operator ' if operator else ''}{person.username} (id {person.id})")
+
+
+@main.group()
+def token():
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--label", default="cli", show_default=True, help="A name for the token, to recognise it later.")
+@node_command
+def token_create(cfg, name, label):
+    """Print a new API token for NAME on stdout, alone."""
+    from .services import people
+
+    click.echo(people.create_token(people.get_user(name), label))
+
+
+@main.group()
+def deposit():
+    """Confirm or cancel deposits."""
+
+
+@deposit.command("confirm")
+@click.argument("id_or_reference")
+@node_command
+def deposit_confirm(cfg, id_or_reference):
+    """The money of a pending deposit arrived: credit it (once)."""
+    from .money import format_amount
+    from .services import funds
+
+    dep, created = funds.confirm_deposit(id_or_reference)
+    amount = format_amount(dep.amount, cfg.currency)
+    if created:
+        click.echo(f"confirmed deposit {dep.id} ({dep.reference}): {amount} added to {dep.user.username}'s funds")
+    else:
+        click.echo(f"deposit {dep.id} ({dep.reference}) was already confirmed: nothing credited again")
+
+
+@deposit.command("cancel")
+@click.argument("id_or_reference")
+@node_command
+def deposit_cancel(cfg, id_or_reference):
+    """A pending deposit will not be paid."""
+    from .services import funds
+
+    dep = funds.cancel_deposit(id_or_reference)
+    click.echo(f"cancelled deposit {dep.id} ({dep.reference})")
+
+
+@deposit.command("list")
+@click.option("--status", type=click.Choice(["pending", "confirmed", "cancelled"]), default="pending", show_default=True)
+@node_command
+def deposit_list(cfg, status):
+    """List deposits, pending ones by default."""
+    from .models import Deposit, User
+    from .money import format_amount
+
+    for dep in Deposit.select(Deposit, User).join(User).where(Deposit.status == status).order_by(Deposit.id):
+        click.echo(f"{dep.id}\t{dep.reference}\t{format_amount(dep.amount, cfg.currency)}\t{dep.user.username}\t{dep.status}")
+
+
+@main.group()
+def payout():
+    """Settle payouts (withdrawals)."""
+
+
+@payout.command("paid")
+@click.argument("payout_id", type=int)
+@node_command
+def payout_paid(cfg, payout_id):
+    """The money of a requested payout was sent."""
+    from .services import funds
+
+    p, created = funds.mark_paid(payout_id)
+    click.echo(f"payout {p.id} {'marked paid' if created else 'was already paid'}")
+
+
+@payout.command("failed")
+@click.argument("payout_id", type=int)
+@node_command
+def payout_failed(cfg, payout_id):
+    """A payout could not be sent: return it to the person's revenue."""
+    from .services import funds
+
+    p, created = funds.mark_failed(payout_id)
+    click.echo(f"payout {p.id} {'marked failed; its amount is back in revenue' if created else 'was already failed'}")
+
+
+@main.command("close-month")
+@click.argument("period", required=False)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@node_command
+def close_month(cfg, period, quiet):
+    """Close PERIOD (YYYY-MM; default: the last ended one), exactly once."""
+    from .money import format_amount
+    from .services import closing
+
+    now = utcnow()
+    name = period or periods.last_ended(now, cfg.tz)
+    bar = None
+
+    def progress(stage, done, total):
+        nonlocal bar
+        if quiet or not stage.startswith("apply") or stage.endswith("before-commit"):
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label=f"closing {name}", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        result = closing.close_period(cfg, name, now, hook=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    click.echo(
+        f"period {result.name} closed: {result.givers} givers, {result.counted} of {result.flattrs} flattrs counted, "
+        f"{format_amount(result.distributed, cfg.currency)} to owners, {format_amount(result.fees, cfg.currency)} in fees"
+    )
+
+
+@main.command()
+@node_command
+def check(cfg):
+    """Verify the ledger (SPEC R12); exit 1 and say what is wrong."""
+    from .ledger import check_ledger
+
+    result = check_ledger()
+    if not result.ok:
+        for problem in result.problems:
+            click.echo(f"flattr-node: ledger check failed: {problem}", err=True)
+        sys.exit(1)
+    click.echo("ledger ok: every transaction balances, every balance matches its postings")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@node_command
+def backup(cfg, path):
+    """Write a consistent copy of the live database to PATH (SQLite online backup)."""
+    if dbmod.is_postgres():
+        fail("backup copies SQLite databases; for PostgreSQL use pg_dump")
+    target = Path(path)
+    if target.exists():
+        fail(f"{path} exists: choose a new file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = dbmod.database.connection()
+    dest = sqlite3.connect(str(target))
+    total = source.execute("PRAGMA page_count").fetchone()[0]
+    try:
+        with click.progressbar(length=total, label="backing up", file=sys.stderr) as bar:
+
+            def progress(status, remaining, pages):
+                bar.update(pages - remaining - bar.pos)
+
+            source.backup(dest, pages=256, progress=progress)
+    finally:
+        dest.close()
+    click.echo(f"backup written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Configuration (SPEC §5): a flat TOML file, validated when the node starts.
+
+Every key, its default and its meaning are in `config.example.toml`; a test
+keeps the two in step. A bad value raises ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.numbers import get_currency_precision, list_currencies
+
+ENV_VAR = "FLATTR_NODE_CONFIG"
+DEFAULT_FILE = "config.toml"
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    database: str = "sqlite:///var/flattr.db"
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 8
+    currency: str = "EUR"
+    timezone: str = "UTC"
+    min_monthly_budget: int = 200
+    max_monthly_budget: int = 10000
+    fee_percent: int = 0
+    revenue_requires_giving: bool = True
+    min_payout: int = 1000
+    signup: str = "open"
+    invites_per_member: int = 5
+    bank_instructions: str = "Pay by bank transfer to the node's operator, quoting the reference."
+    scheduler: bool = True
+    tick_minutes: int = 5
+    close_batch_size: int = 2000
+    log_level: str = "INFO"
+    source: str | None = None  # the file it came from, not a key
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_(self, **changes) -> Config:
+        return validate(dataclasses.replace(self, **changes))
+
+
+KEYS = [f.name for f in dataclasses.fields(Config) if f.name != "source"]
+
+
+def _fail(key: str, why: str) -> None:
+    raise ConfigError(f"config key {key!r}: {why}")
+
+
+def validate(cfg: Config) -> Config:
+    types = {f.name: f.type for f in dataclasses.fields(Config)}
+    for key in KEYS:
+        value = getattr(cfg, key)
+        want = types[key]
+        if want == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            _fail(key, f"must be a whole number, got {value!r}")
+        if want == "bool" and not isinstance(value, bool):
+            _fail(key, f"must be true or false, got {value!r}")
+        if want == "str" and not isinstance(value, str):
+            _fail(key, f"must be a string, got {value!r}")
+    scheme = urlsplit(cfg.database).scheme
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        _fail("database", "must start with sqlite:/// or postgresql://")
+    base = urlsplit(cfg.base_url)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        _fail("base_url", f"must be an http(s) URL, got {cfg.base_url!r}")
+    if not 0 < cfg.port < 65536:
+        _fail("port", "must be between 1 and 65535")
+    if not 1 <= cfg.threads <= 256:
+        _fail("threads", "must be between 1 and 256")
+    if cfg.currency not in list_currencies():
+        _fail("currency", f"{cfg.currency!r} is not an ISO 4217 code")
+    if get_currency_precision(cfg.currency) > 2:
+        _fail("currency", "currencies with more than 2 decimals are not supported")
+    try:
+        ZoneInfo(cfg.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        _fail("timezone", f"{cfg.timezone!r} is not an IANA time zone")
+    if cfg.min_monthly_budget < 1:
+        _fail("min_monthly_budget", "must be at least 1")
+    if cfg.max_monthly_budget < cfg.min_monthly_budget:
+        _fail("max_monthly_budget", "must not be below min_monthly_budget")
+    if not 0 <= cfg.fee_percent <= 100:
+        _fail("fee_percent", "must be between 0 and 100")
+    if cfg.min_payout < 1:
+        _fail("min_payout", "must be at least 1")
+    if cfg.signup not in ("open", "invite", "closed"):
+        _fail("signup", "must be one of open, invite, closed")
+    if cfg.invites_per_member < 0:
+        _fail("invites_per_member", "must not be negative")
+    if not 1 <= cfg.tick_minutes <= 1440:
+        _fail("tick_minutes", "must be between 1 and 1440")
+    if not 1 <= cfg.close_batch_size <= 100000:
+        _fail("close_batch_size", "must be between 1 and 100000")
+    if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        _fail("log_level", "must be DEBUG, INFO, WARNING or ERROR")
+    return cfg
+
+
+def from_mapping(data: dict, source: str | None = None) -> Config:
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        _fail(unknown[0], "is not a known setting (see config.example.toml)")
+    return validate(Config(**data, source=source))
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    if Path(DEFAULT_FILE).exists():
+        return Path(DEFAULT_FILE)
+    return None
+
+
+def load(explicit: str | None = None) -> Config:
+    """--config PATH, else $FLATTR_NODE_CONFIG, else ./config.toml, else defaults."""
+    path = find_config_file(explicit)
+    if path is None:
+        return validate(Config())
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    return from_mapping(data, source=str(path))

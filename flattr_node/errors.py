@@ -1,0 +1,61 @@
+"""Domain errors: each carries the SPEC §3 error code and HTTP status.
+
+Services raise these; the API maps them to `{"error", "error_description"}`
+and the CLI prints the description on one line. Nothing else is caught.
+"""
+
+from __future__ import annotations
+
+
+class FlattrError(Exception):
+    code = "invalid_request"
+    status = 400
+
+    def __init__(self, description: str, *, field: str | None = None):
+        super().__init__(description)
+        self.description = description
+        self.field = field
+
+
+class InvalidRequest(FlattrError):
+    code, status = "invalid_request", 400
+
+
+class Unauthorized(FlattrError):
+    code, status = "unauthorized", 401
+
+
+class NoMoney(FlattrError):
+    code, status = "no_money", 402
+
+
+class Forbidden(FlattrError):
+    code, status = "forbidden", 403
+
+
+class FlattrOwner(FlattrError):
+    code, status = "flattr_owner", 403
+
+
+class NotFound(FlattrError):
+    code, status = "not_found", 404
+
+
+class FlattrOnce(FlattrError):
+    code, status = "flattr_once", 409
+
+
+class PeriodClosed(FlattrError):
+    code, status = "period_closed", 409
+
+
+class Validation(FlattrError):
+    code, status = "validation", 422
+
+
+class RateLimited(FlattrError):
+    code, status = "rate_limit_exceeded", 429
+
+
+class LedgerError(Exception):
+    """A broken invariant of the ledger: a bug, never a user's mistake."""

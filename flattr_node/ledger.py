@@ -1,0 +1,143 @@
+"""The double-entry ledger (SPEC R1, R2, R12).
+
+Append-only: a correction is a new transaction. Every transaction has a unique
+idempotency key, its postings sum to zero, and the cached balance of each
+account moves in the same database transaction as its postings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from peewee import JOIN, fn
+
+from .db import database
+from .models import Account, Deposit, Payout, Posting, Txn, User, utcnow
+
+NODE_ACCOUNTS = ("external", "fees", "payouts")
+USER_KINDS = ("funds", "revenue")
+
+
+def node_account(kind: str) -> Account:
+    return Account.get(Account.code == f"node:{kind}")
+
+
+def user_account(user_id: int, kind: str) -> Account:
+    return Account.get(Account.code == f"user:{user_id}:{kind}")
+
+
+def balance(user_id: int, kind: str) -> int:
+    return Account.select(Account.balance).where(Account.code == f"user:{user_id}:{kind}").scalar() or 0
+
+
+def ensure_node_accounts() -> None:
+    for kind in NODE_ACCOUNTS:
+        Account.insert(code=f"node:{kind}", kind=kind).on_conflict_ignore().execute()
+
+
+def open_user_accounts(user: User) -> None:
+    for kind in USER_KINDS:
+        Account.insert(code=f"user:{user.id}:{kind}", kind=kind, user=user).on_conflict_ignore().execute()
+
+
+def post(key: str, kind: str, moves: list[tuple[int, int]], memo: str = "", now=None) -> tuple[Txn, bool]:
+    """Record one transaction; return (txn, created).
+
+    `moves` is a list of (account_id, amount); they must sum to zero. A key
+    already used returns the first transaction and moves nothing: that is
+    what makes retries safe. Call it inside a write transaction.
+    """
+    existing = Txn.get_or_none(Txn.key == key)
+    if existing is not None:
+        return existing, False
+    amounts: dict[int, int] = defaultdict(int)
+    for account_id, amount in moves:
+        amounts[account_id] += amount
+    amounts = {a: v for a, v in amounts.items() if v != 0}
+    if sum(amounts.values()) != 0:
+        raise ValueError(f"postings of {key} do not sum to zero")
+    if not amounts:
+        raise ValueError(f"transaction {key} moves nothing")
+    txn = Txn.create(key=key, kind=kind, memo=memo, created_at=now or utcnow())
+    Posting.insert_many(
+        [(txn.id, account_id, amount) for account_id, amount in amounts.items()],
+        fields=[Posting.txn, Posting.account, Posting.amount],
+    ).execute()
+    for account_id, amount in amounts.items():
+        Account.update(balance=Account.balance + amount).where(Account.id == account_id).execute()
+    return txn, True
+
+
+@dataclass
+class CheckResult:
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_ledger(limit: int = 50) -> CheckResult:
+    """Verify R12 and the bookkeeping around it; return every problem found."""
+    problems: list[str] = []
+
+    def add(rows, fmt):
+        for row in rows[:limit]:
+            problems.append(fmt(*row))
+
+    with database.atomic():
+        # Every transaction sums to zero and moves something.
+        rows = list(
+            Txn.select(Txn.key, fn.COALESCE(fn.SUM(Posting.amount), 0), fn.COUNT(Posting.id))
+            .join(Posting, JOIN.LEFT_OUTER)
+            .group_by(Txn.id, Txn.key)
+            .having((fn.COALESCE(fn.SUM(Posting.amount), 0) != 0) | (fn.COUNT(Posting.id) == 0))
+            .tuples()
+        )
+        add(rows, lambda k, s, c: f"transaction {k} sums to {s} over {c} postings")
+
+        # Every cached balance equals the sum of its postings.
+        sums = (
+            Posting.select(Posting.account, fn.SUM(Posting.amount).alias("total"))
+            .group_by(Posting.account)
+            .alias("sums")
+        )
+        rows = list(
+            Account.select(Account.code, Account.balance, fn.COALESCE(sums.c.total, 0))
+            .join(sums, JOIN.LEFT_OUTER, on=(sums.c.account_id == Account.id))
+            .where(Account.balance != fn.COALESCE(sums.c.total, 0))
+            .tuples()
+        )
+        add(rows, lambda c, b, s: f"account {c} stores {b} but its postings sum to {s}")
+
+        # No account but the outside world is negative.
+        rows = list(Account.select(Account.code, Account.balance).where((Account.kind != "external") & (Account.balance < 0)).tuples())
+        add(rows, lambda c, b: f"account {c} is negative: {b}")
+
+        # Money enters only by confirmed deposits and leaves only by paid payouts.
+        deposited = Deposit.select(fn.COALESCE(fn.SUM(Deposit.amount), 0)).where(Deposit.status == "confirmed").scalar()
+        paid = Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0)).where(Payout.status == "paid").scalar()
+        external = Account.select(Account.balance).where(Account.code == "node:external").scalar() or 0
+        if -external != deposited - paid:
+            problems.append(
+                f"money created or destroyed: deposits {deposited} - payouts {paid} = {deposited - paid}, "
+                f"but the outside world gave {-external}"
+            )
+        held = Account.select(Account.balance).where(Account.code == "node:payouts").scalar() or 0
+        requested = Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0)).where(Payout.status == "requested").scalar()
+        if held != requested:
+            problems.append(f"pending payouts hold {held} but requested payouts add up to {requested}")
+
+        # A confirmed deposit has exactly its transaction; a pending one has none.
+        rows = list(
+            Deposit.select(Deposit.id, Deposit.status)
+            .where(((Deposit.status == "confirmed") & Deposit.txn.is_null()) | ((Deposit.status != "confirmed") & Deposit.txn.is_null(False)))
+            .tuples()
+        )
+        add(rows, lambda i, s: f"deposit {i} is {s} but its transaction says otherwise")
+
+        total = Account.select(fn.COALESCE(fn.SUM(Account.balance), 0)).scalar()
+        if total != 0:
+            problems.append(f"the balances of all accounts sum to {total}, not 0")
+    return CheckResult(problems)

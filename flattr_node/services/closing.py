@@ -1,0 +1,364 @@
+"""The month close (SPEC R8, R9, R10): a staged, resumable state machine.
+
+    open --claim--> closing/plan --plan--> closing/apply --batches--> closed/done
+
+* plan: one transaction decides which flattrs count (R8), what each giver
+  spends (R9) and every flattr's share and fee, set-based in SQL.
+* apply: batches of givers, each batch one transaction that writes one ledger
+  transaction per giver (key `close:P:giver:G`) and marks the plan rows paid.
+  A crash loses at most the batch in flight, and its rollback leaves no trace.
+* done: the period is closed and its totals are frozen.
+
+Only one runner works at a time: it claims the period row with a lease that
+it renews every batch. A runner that finds the claim held by a live process
+waits for it; a dead runner's claim (same host, process gone, or lease run
+out) is taken over. Correctness never depends on the claim: plan rows are
+marked in the same transaction as the ledger writes, and the unique
+transaction keys make a second payment impossible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from .. import periods
+from ..config import Config
+from ..db import database, locked
+from ..errors import Validation
+from ..ledger import node_account
+from ..models import ClosePlan, Flattr, Period, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60
+StepHook = Callable[[str, int, int], None]
+
+
+class CloseBusy(Exception):
+    """Another live runner holds the period; `wait=False` callers get this."""
+
+
+def _sql(text: str) -> str:
+    return text.replace("?", database.param)
+
+
+def _execute(text: str, params=()):
+    return database.execute_sql(_sql(text), params)
+
+
+def new_runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def _runner_alive(runner: str) -> bool:
+    """A runner on this host is alive while its process is; elsewhere, ask the lease."""
+    try:
+        host, pid, _thread, _tag = runner.rsplit(":", 3)
+        pid = int(pid)
+        int(_thread)
+    except ValueError:
+        return True
+    if host != socket.gethostname():
+        return True
+    if pid == os.getpid():
+        # Another thread of this process holds it while that thread runs.
+        thread = int(_thread)
+        return thread != threading.get_ident() and any(t.ident == thread for t in threading.enumerate())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim(name: str, runner: str, now: dt.datetime) -> str:
+    """Claim the period; return its status after the claim ('closed' = nothing to do)."""
+    with database.atomic():
+        Period.insert(name=name).on_conflict_ignore().execute()
+        period = locked(Period.select().where(Period.name == name)).get()
+        if period.status == "closed":
+            return "closed"
+        held = period.runner and period.runner != runner
+        if held and period.lease_until and period.lease_until > utcnow() and _runner_alive(period.runner):
+            raise CloseBusy(f"period {name} is being closed by {period.runner}")
+        if held:
+            log.warning("period %s: taking over from runner %s", name, period.runner)
+        values = {"runner": runner, "lease_until": utcnow() + dt.timedelta(seconds=LEASE_SECONDS)}
+        if period.status == "open":
+            values.update(status="closing", stage="plan", closing_started_at=now)
+            log.info("period %s: closing", name)
+        Period.update(**values).where(Period.name == name).execute()
+        return "closing"
+
+
+def _renew(name: str, runner: str) -> None:
+    """Inside a batch's transaction: keep the lease, or stop if it was taken."""
+    updated = (
+        Period.update(lease_until=utcnow() + dt.timedelta(seconds=LEASE_SECONDS))
+        .where((Period.name == name) & (Period.runner == runner))
+        .execute()
+    )
+    if not updated:
+        raise CloseBusy(f"period {name}: another runner took over")
+
+
+def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
+    with database.atomic():
+        _renew(name, runner)
+        _execute("DELETE FROM close_plan WHERE period = ?", (name,))
+        # R8: a flattr counts only if the thing's owner gave in the same period.
+        if cfg.revenue_requires_giving:
+            _execute(
+                "UPDATE flattr SET status = CASE WHEN owner_id IN "
+                "(SELECT g.giver_id FROM flattr g WHERE g.period = ?) "
+                "THEN 'counted' ELSE 'not_counted' END WHERE period = ?",
+                (name, name),
+            )
+        else:
+            _execute("UPDATE flattr SET status = 'counted' WHERE period = ?", (name,))
+        # R9: spend = min(budget, funds) at close time; n = counting flattrs.
+        _execute(
+            'INSERT INTO close_plan (period, giver_id, spend, n) '
+            "SELECT ?, f.giver_id, "
+            "CASE WHEN u.monthly_budget < a.balance THEN u.monthly_budget ELSE a.balance END, COUNT(*) "
+            'FROM flattr f JOIN "user" u ON u.id = f.giver_id '
+            "JOIN account a ON a.user_id = f.giver_id AND a.kind = 'funds' "
+            "WHERE f.period = ? AND f.status = 'counted' "
+            "GROUP BY f.giver_id, u.monthly_budget, a.balance",
+            (name, name),
+        )
+        # Every share: base, plus one cent for the r earliest (by time, then id).
+        _execute(
+            "UPDATE flattr SET share = s.share, fee = s.share * ? / 100 FROM ("
+            "  SELECT r.id, r.base + CASE WHEN r.rn <= r.spend - r.base * r.n THEN 1 ELSE 0 END AS share FROM ("
+            "    SELECT f.id, p.spend, p.n, p.spend / p.n AS base, "
+            "    ROW_NUMBER() OVER (PARTITION BY f.giver_id ORDER BY f.created_at, f.id) AS rn "
+            "    FROM flattr f JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
+            "    WHERE f.period = ? AND f.status = 'counted') r"
+            ") s WHERE flattr.id = s.id",
+            (cfg.fee_percent, name),
+        )
+        _execute("UPDATE flattr SET share = 0, fee = 0 WHERE period = ? AND status = 'not_counted'", (name,))
+        totals = _execute(
+            "SELECT COUNT(*), COALESCE(SUM(share - fee), 0), COALESCE(SUM(fee), 0), "
+            "SUM(CASE WHEN status = 'counted' THEN 1 ELSE 0 END) FROM flattr WHERE period = ?",
+            (name,),
+        ).fetchone()
+        givers = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0)).count()
+        Period.update(
+            stage="apply", givers=givers, flattrs=totals[0], counted=totals[3] or 0, distributed=totals[1], fees=totals[2]
+        ).where(
+            Period.name == name
+        ).execute()
+        if hook:
+            hook("plan:before-commit", 0, givers)
+    log.info("period %s: planned %d flattrs (%d counting) of %d paying givers", name, totals[0], totals[3] or 0, givers)
+    if hook:
+        hook("plan", 0, givers)
+
+
+def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: dt.datetime) -> None:
+    total = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0)).count()
+    done = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0) & ClosePlan.txn.is_null(False)).count()
+    fees_id = node_account("fees").id
+    while True:
+        with database.atomic():
+            _renew(name, runner)
+            givers = [
+                row[0]
+                for row in _execute(
+                    "SELECT giver_id FROM close_plan WHERE period = ? AND spend > 0 AND txn_id IS NULL "
+                    "ORDER BY giver_id LIMIT ?",
+                    (name, batch_size),
+                ).fetchall()
+            ]
+            if not givers:
+                break
+            lo, hi = givers[0], givers[-1]
+            rng = (name, lo, hi)
+            _execute(
+                "INSERT INTO txn (key, kind, memo, created_at) "
+                "SELECT 'close:' || period || ':giver:' || CAST(giver_id AS VARCHAR(20)), 'close', period, ? "
+                "FROM close_plan WHERE period = ? AND giver_id BETWEEN ? AND ? AND spend > 0 AND txn_id IS NULL",
+                (now, *rng),
+            )
+            _execute(
+                "UPDATE close_plan SET txn_id = t.id FROM txn t "
+                "WHERE t.key = 'close:' || close_plan.period || ':giver:' || CAST(close_plan.giver_id AS VARCHAR(20)) "
+                "AND close_plan.period = ? AND close_plan.giver_id BETWEEN ? AND ? AND close_plan.spend > 0",
+                rng,
+            )
+            # The giver's funds pay the whole spend ...
+            _execute(
+                "INSERT INTO posting (txn_id, account_id, amount) "
+                "SELECT p.txn_id, a.id, -p.spend FROM close_plan p "
+                "JOIN account a ON a.user_id = p.giver_id AND a.kind = 'funds' "
+                "WHERE p.period = ? AND p.giver_id BETWEEN ? AND ? AND p.spend > 0",
+                rng,
+            )
+            # ... each owner's revenue gets its shares less the fee ...
+            _execute(
+                "INSERT INTO posting (txn_id, account_id, amount) "
+                "SELECT p.txn_id, a.id, SUM(f.share - f.fee) FROM flattr f "
+                "JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
+                "JOIN account a ON a.user_id = f.owner_id AND a.kind = 'revenue' "
+                "WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' AND p.spend > 0 "
+                "GROUP BY p.txn_id, a.id HAVING SUM(f.share - f.fee) > 0",
+                rng,
+            )
+            # ... and the node's fee account the fees.
+            _execute(
+                "INSERT INTO posting (txn_id, account_id, amount) "
+                "SELECT p.txn_id, ?, SUM(f.fee) FROM flattr f "
+                "JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
+                "WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' AND p.spend > 0 "
+                "GROUP BY p.txn_id HAVING SUM(f.fee) > 0",
+                (fees_id, *rng),
+            )
+            # Cached balances move in the same transaction as their postings.
+            _execute(
+                "UPDATE account SET balance = account.balance + d.delta FROM ("
+                "SELECT x.account_id, SUM(x.amount) AS delta FROM posting x "
+                "JOIN close_plan p ON p.txn_id = x.txn_id "
+                "WHERE p.period = ? AND p.giver_id BETWEEN ? AND ? GROUP BY x.account_id"
+                ") d WHERE account.id = d.account_id",
+                rng,
+            )
+            done += len(givers)
+            if hook:
+                hook("apply:before-commit", done, total)
+        if hook:
+            hook("apply", done, total)
+
+
+def _finish(name: str, runner: str, now: dt.datetime) -> None:
+    with database.atomic():
+        _renew(name, runner)
+        Period.update(status="closed", stage="done", closed_at=now, runner=None, lease_until=None).where(
+            Period.name == name
+        ).execute()
+    period = Period.get_by_id(name)
+    log.info(
+        "period %s: closed: %d givers, %d flattrs, %d counted, %d distributed, %d fees",
+        name, period.givers, period.flattrs, period.counted, period.distributed, period.fees,
+    )
+
+
+def _close_one(cfg: Config, name: str, now: dt.datetime, runner: str, hook: StepHook | None, wait: bool) -> None:
+    while True:
+        try:
+            if _claim(name, runner, now) == "closed":
+                return
+            break
+        except CloseBusy:
+            if not wait:
+                raise
+            time.sleep(0.2)
+    try:
+        stage = Period.select(Period.stage).where(Period.name == name).scalar()
+        if stage == "plan":
+            _plan(cfg, name, runner, hook)
+            stage = "apply"
+        if stage == "apply":
+            _apply(name, runner, cfg.close_batch_size, hook, now)
+        _finish(name, runner, now)
+    except BaseException:
+        _release(name, runner)
+        raise
+
+
+def _release(name: str, runner: str) -> None:
+    """After an error: let the next runner resume at once. (After a crash the
+    claim stays, and the next runner finds its owner dead or its lease out.)"""
+    try:
+        if database.in_transaction():
+            return
+        with database.atomic():
+            Period.update(runner=None, lease_until=None).where((Period.name == name) & (Period.runner == runner)).execute()
+    except Exception:  # the database itself may be what failed
+        log.warning("period %s: could not release the claim of %s", name, runner, exc_info=True)
+
+
+def close_period(
+    cfg: Config,
+    name: str,
+    now: dt.datetime | None = None,
+    *,
+    hook: StepHook | None = None,
+    wait: bool = True,
+) -> Period:
+    """Close `name` and every earlier period still open, in order.
+
+    Earlier periods go first because a giver's spend depends on the funds
+    the previous close left. `hook(stage, done, total)` is told of progress.
+    """
+    now = now or utcnow()
+    if not periods.is_valid(name):
+        raise Validation(f"not a period (YYYY-MM): {name!r}", field="period")
+    if not periods.has_ended(name, now, cfg.tz):
+        raise Validation(f"period {name} has not ended yet: it ends at {periods.iso(periods.end_utc(name, cfg.tz), cfg.tz)}")
+    runner = new_runner_id()
+    pending = [
+        p
+        for (p,) in Period.select(Period.name).where((Period.status != "closed") & (Period.name < name)).order_by(Period.name).tuples()
+    ]
+    for earlier in [*pending, name]:
+        _close_one(cfg, earlier, now, runner, hook, wait)
+    return Period.get_by_id(name)
+
+
+def close_due_periods(cfg: Config, now: dt.datetime | None = None) -> list[str]:
+    """What the scheduler runs: close every ended period that is not closed.
+
+    A node that was down on the 1st catches up; a period another process is
+    closing is left to it.
+    """
+    now = now or utcnow()
+    last = periods.last_ended(now, cfg.tz)
+    Period.insert(name=last).on_conflict_ignore().execute()
+    due = [p for (p,) in Period.select(Period.name).where((Period.status != "closed") & (Period.name <= last)).order_by(Period.name).tuples()]
+    closed = []
+    for name in due:
+        try:
+            close_period(cfg, name, now, wait=False)
+            closed.append(name)
+        except CloseBusy as e:
+            log.info("%s; leaving it to that runner", e)
+            break
+    return closed
+
+
+def period_summary(cfg: Config, name: str, now: dt.datetime | None = None) -> dict:
+    if not periods.is_valid(name):
+        raise Validation(f"not a period (YYYY-MM): {name!r}", field="period")
+    period = Period.get_or_none(Period.name == name)
+    if period is None:
+        period = Period(name=name)
+    if period.status == "open":
+        givers = Flattr.select(Flattr.giver).where(Flattr.period == name).distinct().count()
+        flattrs = Flattr.select().where(Flattr.period == name).count()
+        counted = None
+    else:
+        givers, flattrs, counted = period.givers, period.flattrs, period.counted
+    return {
+        "period": name,
+        "status": period.status,
+        "stage": period.stage or None,
+        "ended": periods.has_ended(name, now or utcnow(), cfg.tz),
+        "closed_at": periods.iso(period.closed_at, cfg.tz),
+        "givers": givers,
+        "flattrs": flattrs,
+        "counted": counted,
+        "distributed": period.distributed,
+        "fees": period.fees,
+        "currency": cfg.currency,
+    }

@@ -1,0 +1,119 @@
+"""Flattrs (SPEC R3, R6, R7, R8)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import parse_qs, urlsplit
+
+from peewee import IntegrityError
+
+from .. import ledger, periods
+from ..config import Config
+from ..db import database, locked
+from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, PeriodClosed, Validation
+from ..models import Flattr, Period, Thing, User, utcnow
+from ..money import format_amount
+from ..urls import normalize_url
+from . import things as things_service
+
+
+def ensure_period(name: str) -> None:
+    Period.insert(name=name).on_conflict_ignore().execute()
+
+
+def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime) -> Flattr:
+    """Inside a write transaction: every rule, then one row."""
+    if thing.owner_id == giver.id:
+        raise FlattrOwner("you cannot flattr your own thing")
+    if thing.archived:
+        raise Forbidden("this thing is archived and can no longer be flattred")
+    period = periods.name_of(now, cfg.tz)
+    ensure_period(period)
+    state = locked(Period.select(Period.status).where(Period.name == period), share=True).scalar()
+    if state != "open":
+        raise PeriodClosed(f"the period {period} is {state}: no flattr can be added to it")
+    funds = ledger.balance(giver.id, "funds")
+    if funds < cfg.min_monthly_budget:
+        raise NoMoney(
+            f"you need at least {format_amount(cfg.min_monthly_budget, cfg.currency)} in your funds to flattr "
+            f"(you have {format_amount(funds, cfg.currency)}): open a deposit with POST /api/v1/deposits "
+            "or on your dashboard, or move revenue into your funds"
+        )
+    if Flattr.select().where((Flattr.giver == giver) & (Flattr.thing == thing) & (Flattr.period == period)).exists():
+        raise FlattrOnce(f"you already flattred this thing in {period}: one flattr per thing per month")
+    try:
+        with database.atomic():  # a savepoint, so the race loser can say why
+            return Flattr.create(giver=giver, thing=thing, owner=thing.owner_id, period=period, created_at=now)
+    except IntegrityError:
+        raise FlattrOnce(f"you already flattred this thing in {period}: one flattr per thing per month") from None
+
+
+def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = None) -> Flattr:
+    now = now or utcnow()
+    thing = things_service.get_thing(thing_id)
+    with database.atomic():
+        return _record(cfg, giver, thing, now)
+
+
+def autosubmit_params(cfg: Config, url: str) -> dict | None:
+    """The parameters of one of this node's auto-submit URLs, else None."""
+    base = urlsplit(cfg.base_url)
+    parts = urlsplit(url)
+    if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
+        return None
+    if parts.path.rstrip("/") != base.path.rstrip("/") + "/submit/auto":
+        return None
+    query = parse_qs(parts.query, keep_blank_values=True)
+    return {k: v[0] for k, v in query.items()}
+
+
+def thing_for_autosubmit(params: dict) -> tuple[Thing | None, User, dict]:
+    """Resolve an auto-submit request: (existing thing or None, owner, thing fields)."""
+    user_id = params.get("user_id") or ""
+    if not user_id:
+        raise Validation("user_id is required for auto-submit", field="user_id")
+    owner = User.get_or_none(User.username == str(user_id).strip().lower())
+    if owner is None or owner.is_suspended:
+        raise NotFound(f"no person called {user_id!r} on this node")
+    fields = {k: params[k] for k in ("url", "title", "description", "category", "language", "tags", "hidden") if k in params}
+    fields["url"] = normalize_url(fields.get("url"))
+    if not fields.get("title"):
+        fields["title"] = fields["url"]
+    existing = Thing.select(Thing, User).join(User).where(Thing.url == fields["url"]).first()
+    return existing, owner, fields
+
+
+def flattr_url(cfg: Config, giver: User, url, now: dt.datetime | None = None) -> Flattr:
+    """POST /flattr: a registered thing's URL, or an auto-submit URL (SPEC §3)."""
+    now = now or utcnow()
+    if not isinstance(url, str) or not url.strip():
+        raise Validation("url is required", field="url")
+    params = autosubmit_params(cfg, url.strip())
+    if params is None:
+        return flattr_thing(cfg, giver, things_service.lookup(url).id, now)
+    existing, owner, fields = thing_for_autosubmit(params)
+    if existing is not None:
+        return flattr_thing(cfg, giver, existing.id, now)
+    if owner.id == giver.id:
+        raise FlattrOwner("you cannot flattr your own thing")
+    with database.atomic():
+        # The thing is created for its owner on its first flattr; both or neither.
+        thing = Thing.get_or_none(Thing.url == fields["url"])
+        if thing is None:
+            thing = things_service.register_thing(owner, fields)
+        return _record(cfg, giver, thing, now)
+
+
+def flattrs_of(user: User, period: str | None, incoming: bool = False) -> list[Flattr]:
+    if period is not None and not periods.is_valid(period):
+        raise Validation("period must be YYYY-MM", field="period")
+    who = Flattr.owner if incoming else Flattr.giver
+    query = Flattr.select(Flattr, Thing).join(Thing).where(who == user)
+    if period:
+        query = query.where(Flattr.period == period)
+    return list(query.order_by(Flattr.created_at.desc(), Flattr.id.desc()).limit(1000))
+
+
+def count_this_period(cfg: Config, thing_id: int) -> int:
+    period = periods.name_of(utcnow(), cfg.tz)
+    return Flattr.select().where((Flattr.thing == thing_id) & (Flattr.period == period)).count()

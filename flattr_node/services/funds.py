@@ -1,0 +1,192 @@
+"""Money in and out: deposits (R5), payouts (R11) and revenue-to-funds (R2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import uuid
+
+from peewee import IntegrityError
+
+from .. import ledger, periods
+from ..config import Config
+from ..db import database, locked
+from ..errors import NoMoney, NotFound, Validation
+from ..models import Account, Deposit, Payout, User, utcnow
+from ..money import format_amount
+from .validate import whole_number
+
+MAX_DEPOSIT = 10_000_000
+MAX_PENDING_DEPOSITS = 20
+_REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+
+
+def new_reference() -> str:
+    """FN-XXXX-XXXX: short, unambiguous to read aloud or type into a bank form."""
+    chars = "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
+    return f"FN-{chars[:4]}-{chars[4:]}"
+
+
+def _clean_reference(text: str) -> str:
+    text = re.sub(r"[\s-]", "", str(text).upper()).translate(str.maketrans("OIL", "011"))
+    if text.startswith("FN") and len(text) == 10:
+        return f"FN-{text[2:6]}-{text[6:]}"
+    return text
+
+
+def _create_deposit(user_id: int, amount: int, topup_period: str | None = None) -> Deposit | None:
+    for _ in range(5):
+        try:
+            with database.atomic():
+                return Deposit.create(user=user_id, amount=amount, reference=new_reference(), topup_period=topup_period)
+        except IntegrityError:
+            if topup_period is not None and Deposit.select().where(
+                (Deposit.user == user_id) & (Deposit.topup_period == topup_period)
+            ).exists():
+                return None  # this month's top-up is already open
+    raise RuntimeError("could not find a free deposit reference")
+
+
+def open_deposit(user: User, amount) -> Deposit:
+    amount = whole_number(amount, "amount")
+    if not 1 <= amount <= MAX_DEPOSIT:
+        raise Validation(f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount")
+    with database.atomic():
+        pending = Deposit.select().where((Deposit.user == user) & (Deposit.status == "pending")).count()
+        if pending >= MAX_PENDING_DEPOSITS:
+            raise Validation(f"you have {pending} deposits waiting for payment: pay or cancel some first", field="amount")
+        return _create_deposit(user.id, amount)
+
+
+def find_deposit(id_or_reference) -> Deposit:
+    text = str(id_or_reference).strip()
+    query = Deposit.select()
+    if text.isdigit():
+        query = query.where(Deposit.id == int(text))
+    else:
+        query = query.where(Deposit.reference == _clean_reference(text))
+    deposit = locked(query).first()
+    if deposit is None:
+        raise NotFound(f"no deposit {text!r}")
+    return deposit
+
+
+def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[Deposit, bool]:
+    """The money arrived. Returns (deposit, newly_confirmed); a second call credits nothing."""
+    with database.atomic():
+        deposit = find_deposit(id_or_reference)
+        if deposit.status == "confirmed":
+            return deposit, False
+        if deposit.status == "cancelled":
+            raise Validation(f"deposit {deposit.reference} was cancelled and cannot be confirmed")
+        txn, _ = ledger.post(
+            f"deposit:{deposit.id}:confirm",
+            "deposit",
+            [(ledger.node_account("external").id, -deposit.amount), (ledger.user_account(deposit.user_id, "funds").id, deposit.amount)],
+            memo=deposit.reference,
+            now=now,
+        )
+        Deposit.update(status="confirmed", confirmed_at=now or utcnow(), txn=txn).where(Deposit.id == deposit.id).execute()
+        return Deposit.get_by_id(deposit.id), True
+
+
+def cancel_deposit(id_or_reference, user: User | None = None) -> Deposit:
+    """A pending deposit that will not be paid. `user` limits it to their own."""
+    with database.atomic():
+        deposit = find_deposit(id_or_reference)
+        if user is not None and deposit.user_id != user.id:
+            raise NotFound(f"no deposit {id_or_reference!r}")
+        if deposit.status != "pending":
+            raise Validation(f"deposit {deposit.reference} is {deposit.status}, not pending")
+        Deposit.update(status="cancelled").where(Deposit.id == deposit.id).execute()
+        return Deposit.get_by_id(deposit.id)
+
+
+def open_topups(cfg: Config, now: dt.datetime | None = None) -> int:
+    """R5: open this month's top-up deposit for everyone who asked for one
+    before the month began. Idempotent: one per person per period."""
+    now = now or utcnow()
+    period = periods.name_of(now, cfg.tz)
+    start = periods.start_utc(period, cfg.tz)
+    users = (
+        User.select(User.id, User.monthly_topup)
+        .where((User.monthly_topup > 0) & ~User.is_suspended & (User.topup_set_at.is_null() | (User.topup_set_at < start)))
+        .tuples()
+    )
+    opened = 0
+    for user_id, topup in users:
+        if not Deposit.select().where((Deposit.user == user_id) & (Deposit.topup_period == period)).exists():
+            if _create_deposit(user_id, topup, topup_period=period) is not None:
+                opened += 1
+    return opened
+
+
+def request_payout(cfg: Config, user: User, amount) -> Payout:
+    amount = whole_number(amount, "amount")
+    if amount < cfg.min_payout:
+        raise Validation(f"the smallest payout is {format_amount(cfg.min_payout, cfg.currency)}", field="amount")
+    with database.atomic():
+        revenue = locked(Account.select(Account.balance).where(Account.code == f"user:{user.id}:revenue")).scalar() or 0
+        if amount > revenue:
+            raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot withdraw {format_amount(amount, cfg.currency)}")
+        payout = Payout.create(user=user, amount=amount)
+        ledger.post(
+            f"payout:{payout.id}:request",
+            "payout",
+            [(ledger.user_account(user.id, "revenue").id, -amount), (ledger.node_account("payouts").id, amount)],
+        )
+        return payout
+
+
+def _settle(payout_id, status: str) -> tuple[Payout, bool]:
+    try:
+        payout_id = int(payout_id)
+    except (TypeError, ValueError):
+        raise NotFound("no such payout") from None
+    with database.atomic():
+        payout = locked(Payout.select().where(Payout.id == payout_id)).first()
+        if payout is None:
+            raise NotFound(f"no payout {payout_id}")
+        if payout.status == status:
+            return payout, False
+        if payout.status != "requested":
+            raise Validation(f"payout {payout.id} is already {payout.status}")
+        back_to = ledger.node_account("external") if status == "paid" else ledger.user_account(payout.user_id, "revenue")
+        ledger.post(
+            f"payout:{payout.id}:{status}",
+            "payout",
+            [(ledger.node_account("payouts").id, -payout.amount), (back_to.id, payout.amount)],
+        )
+        Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
+        return Payout.get_by_id(payout.id), True
+
+
+def mark_paid(payout_id) -> tuple[Payout, bool]:
+    return _settle(payout_id, "paid")
+
+
+def mark_failed(payout_id) -> tuple[Payout, bool]:
+    """A failed payout returns its amount to the person's revenue (R11)."""
+    return _settle(payout_id, "failed")
+
+
+def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | None = None) -> bool:
+    amount = whole_number(amount, "amount")
+    if amount < 1:
+        raise Validation("amount must be at least 1 cent", field="amount")
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 64):
+        raise Validation("Idempotency-Key must be 1-64 characters", field="Idempotency-Key")
+    key = f"revenue-to-funds:{user.id}:{idempotency_key or uuid.uuid4().hex}"
+    with database.atomic():
+        revenue = locked(Account.select(Account.balance).where(Account.code == f"user:{user.id}:revenue")).scalar() or 0
+        if ledger.Txn.select().where(ledger.Txn.key == key).exists():
+            return False
+        if amount > revenue:
+            raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot move {format_amount(amount, cfg.currency)}")
+        _, created = ledger.post(
+            key,
+            "revenue_to_funds",
+            [(ledger.user_account(user.id, "revenue").id, -amount), (ledger.user_account(user.id, "funds").id, amount)],
+        )
+        return created

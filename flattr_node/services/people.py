@@ -1,0 +1,176 @@
+"""People: accounts, passwords (Argon2id), API tokens and settings (R4, R5)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from peewee import IntegrityError
+
+from .. import ledger
+from ..config import Config
+from ..db import database
+from ..errors import NotFound, Validation
+from ..models import ApiToken, User, utcnow
+from ..urls import optional_url
+from .validate import text, whole_number
+
+_hasher = PasswordHasher()  # argon2-cffi's default type is Argon2id
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
+_EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,190}\.[^@\s<>\"']{1,63}$")
+MIN_PASSWORD = 8
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_username(username) -> str:
+    if not isinstance(username, str) or not _USERNAME.match(username.strip().lower()):
+        raise Validation(
+            "username must be 2-40 characters: lower-case letters, digits, '.', '_' or '-'",
+            field="username",
+        )
+    return username.strip().lower()
+
+
+def check_password(password) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise Validation(f"password must be at least {MIN_PASSWORD} characters", field="password")
+    if len(password) > 1024:
+        raise Validation("password is longer than 1024 characters", field="password")
+    return password
+
+
+def check_email(email) -> str:
+    if not isinstance(email, str) or not _EMAIL.match(email.strip()):
+        raise Validation("email is not a valid e-mail address", field="email")
+    return email.strip()
+
+
+def create_user(cfg: Config, username: str, email: str, password: str, *, operator: bool = False) -> User:
+    username = check_username(username)
+    email = check_email(email)
+    password = check_password(password)
+    password_hash = hash_password(password)  # slow: outside the write lock
+    with database.atomic():
+        if User.select().where(User.username == username).exists():
+            raise Validation(f"the username {username!r} is taken", field="username")
+        try:
+            user = User.create(
+                username=username,
+                email=email,
+                password_hash=password_hash,
+                display_name=username,
+                is_operator=operator,
+                monthly_budget=cfg.min_monthly_budget,
+            )
+        except IntegrityError:
+            raise Validation(f"the username {username!r} is taken", field="username") from None
+        ledger.open_user_accounts(user)
+    return user
+
+
+def get_user(username: str) -> User:
+    user = User.get_or_none(User.username == str(username).strip().lower())
+    if user is None:
+        raise NotFound(f"no person called {username!r} on this node")
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    user = User.get_or_none(User.username == str(username).strip().lower())
+    if user is None:
+        _hasher.hash("x" * 12)  # same cost whether or not the name exists
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
+    return user if user.is_active else None
+
+
+def set_password(user: User, password: str) -> None:
+    password_hash = hash_password(check_password(password))
+    User.update(password_hash=password_hash).where(User.id == user.id).execute()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user: User, name: str = "") -> str:
+    """A new personal API token; only its SHA-256 is stored."""
+    name = text(name, "name", 100)
+    token = "fn_" + secrets.token_urlsafe(32)
+    ApiToken.create(user=user, name=name, digest=_digest(token))
+    return token
+
+
+def user_for_token(token: str) -> User | None:
+    row = (
+        ApiToken.select(ApiToken, User)
+        .join(User)
+        .where((ApiToken.digest == _digest(token)) & ApiToken.revoked_at.is_null())
+        .first()
+    )
+    if row is None or not row.user.is_active:
+        return None
+    return row.user
+
+
+def revoke_token(user: User, token_id: int) -> None:
+    updated = (
+        ApiToken.update(revoked_at=utcnow())
+        .where((ApiToken.id == token_id) & (ApiToken.user == user) & ApiToken.revoked_at.is_null())
+        .execute()
+    )
+    if not updated:
+        raise NotFound("no such token")
+
+
+def update_settings(cfg: Config, user: User, changes: dict) -> User:
+    """PATCH /user: budget (R4), top-up (R5) and profile fields. All or nothing."""
+    allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "email", "show_flattrs"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise Validation(f"{unknown[0]} cannot be changed here", field=unknown[0])
+    values: dict = {}
+    if "monthly_budget" in changes:
+        budget = whole_number(changes["monthly_budget"], "monthly_budget")
+        if not cfg.min_monthly_budget <= budget <= cfg.max_monthly_budget:
+            raise Validation(
+                f"monthly_budget must be between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
+                field="monthly_budget",
+            )
+        values["monthly_budget"] = budget
+    if "monthly_topup" in changes:
+        topup = whole_number(changes["monthly_topup"], "monthly_topup")
+        if topup != 0 and not cfg.min_monthly_budget <= topup <= cfg.max_monthly_budget:
+            raise Validation(
+                f"monthly_topup must be 0 or between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
+                field="monthly_topup",
+            )
+        values["monthly_topup"] = topup
+        if topup != user.monthly_topup:
+            values["topup_set_at"] = utcnow()
+    if "display_name" in changes:
+        values["display_name"] = text(changes["display_name"], "display_name", 100)
+    if "about" in changes:
+        values["about"] = text(changes["about"], "about", 2000, single_line=False)
+    if "url" in changes:
+        values["url"] = optional_url(changes["url"], "url")
+    if "email" in changes:
+        values["email"] = check_email(changes["email"])
+    if "show_flattrs" in changes:
+        if not isinstance(changes["show_flattrs"], bool):
+            raise Validation("show_flattrs must be true or false", field="show_flattrs")
+        values["show_flattrs"] = changes["show_flattrs"]
+    if values:
+        User.update(**values).where(User.id == user.id).execute()
+    return User.get_by_id(user.id)

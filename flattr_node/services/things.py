@@ -1,0 +1,115 @@
+"""Things: what can be flattred (SPEC §3). History is kept: DELETE archives."""
+
+from __future__ import annotations
+
+from peewee import IntegrityError
+
+from ..db import database
+from ..errors import Forbidden, NotFound, Validation
+from ..models import CATEGORIES, Thing, User
+from ..urls import normalize_url
+from .validate import flag, text
+
+MAX_TAGS = 10
+
+
+def clean_tags(value) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list) and all(isinstance(t, str) for t in value):
+        items = value
+    else:
+        raise Validation("tags must be a list of strings or a comma-separated string", field="tags")
+    tags: list[str] = []
+    for item in items:
+        tag = text(item, "tags", 40).lower()
+        if tag and tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise Validation(f"at most {MAX_TAGS} tags", field="tags")
+    return ",".join(tags)
+
+
+def _fields(data: dict, *, creating: bool) -> dict:
+    allowed = {"url", "title", "description", "category", "language", "tags", "hidden"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise Validation(f"{unknown[0]} is not a field of a thing", field=unknown[0])
+    if not creating and "url" in data:
+        raise Validation("a thing's url cannot change: register the new URL as a new thing", field="url")
+    values: dict = {}
+    if creating:
+        values["url"] = normalize_url(data.get("url"))
+    if creating or "title" in data:
+        values["title"] = text(data.get("title"), "title", 200, required=True)
+    if "description" in data:
+        values["description"] = text(data["description"], "description", 5000, single_line=False)
+    if "category" in data or creating:
+        category = data.get("category") or "text"
+        if category not in CATEGORIES:
+            raise Validation(f"category must be one of {', '.join(CATEGORIES)}", field="category")
+        values["category"] = category
+    if "language" in data:
+        values["language"] = text(data["language"], "language", 35)
+    if "tags" in data:
+        values["tags"] = clean_tags(data["tags"])
+    if "hidden" in data:
+        values["hidden"] = flag(data["hidden"], "hidden")
+    return values
+
+
+def register_thing(owner: User, data: dict) -> Thing:
+    values = _fields(data, creating=True)
+    with database.atomic():
+        existing = Thing.get_or_none(Thing.url == values["url"])
+        if existing is not None:
+            raise Validation(f"{values['url']} is already registered as thing {existing.id}", field="url")
+        try:
+            return Thing.create(owner=owner, **values)
+        except IntegrityError:
+            raise Validation(f"{values['url']} is already registered", field="url") from None
+
+
+def get_thing(thing_id) -> Thing:
+    try:
+        thing_id = int(thing_id)
+    except (TypeError, ValueError):
+        raise NotFound("no such thing") from None
+    thing = Thing.select(Thing, User).join(User).where(Thing.id == thing_id).first()
+    if thing is None:
+        raise NotFound(f"no thing with id {thing_id}")
+    return thing
+
+
+def lookup(url: str) -> Thing:
+    try:
+        normalized = normalize_url(url)
+    except Validation:
+        raise NotFound("no thing is registered for that URL") from None
+    thing = Thing.select(Thing, User).join(User).where(Thing.url == normalized).first()
+    if thing is None:
+        raise NotFound("no thing is registered for that URL")
+    return thing
+
+
+def _own(user: User, thing_id) -> Thing:
+    thing = get_thing(thing_id)
+    if thing.owner_id != user.id and not user.is_operator:
+        raise Forbidden("only the thing's owner can change it")
+    return thing
+
+
+def edit_thing(user: User, thing_id, data: dict) -> Thing:
+    thing = _own(user, thing_id)
+    values = _fields(data, creating=False)
+    if values:
+        Thing.update(**values).where(Thing.id == thing.id).execute()
+    return get_thing(thing.id)
+
+
+def archive_thing(user: User, thing_id) -> Thing:
+    thing = _own(user, thing_id)
+    Thing.update(archived=True).where(Thing.id == thing.id).execute()
+    return get_thing(thing.id)

@@ -1,0 +1,41 @@
+"""Input checks shared by the services; each failure is a Validation naming its field."""
+
+from __future__ import annotations
+
+from ..errors import Validation
+
+
+def whole_number(value, field: str) -> int:
+    """An int from JSON or a form, never a float or a bool (SPEC R1)."""
+    if isinstance(value, bool) or value is None:
+        raise Validation(f"{field} must be a whole number of cents", field=field)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 15:
+        return int(value.strip())
+    raise Validation(f"{field} must be a whole number of cents", field=field)
+
+
+def text(value, field: str, max_len: int, *, required: bool = False, single_line: bool = True) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise Validation(f"{field} must be text", field=field)
+    value = value.strip()
+    if required and not value:
+        raise Validation(f"{field} is required", field=field)
+    if len(value) > max_len:
+        raise Validation(f"{field} is longer than {max_len} characters", field=field)
+    if "\x00" in value or (single_line and any(c in value for c in "\r\n")):
+        raise Validation(f"{field} must be a single line of text", field=field)
+    return value
+
+
+def flag(value, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise Validation(f"{field} must be true or false", field=field)

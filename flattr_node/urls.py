@@ -1,0 +1,58 @@
+"""URLs from users: http/https only, normalised so that one post is one thing."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from .errors import Validation
+
+MAX_URL = 2048
+_TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid")
+
+
+def normalize_url(url: str, field: str = "url") -> str:
+    """Lower-case scheme and host, IDNA host, no default port, no fragment,
+    no tracking parameters, no trailing slash but on the root.
+
+    Raises Validation for anything that is not an absolute http(s) URL.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise Validation(f"{field} is required", field=field)
+    url = url.strip()
+    if len(url) > MAX_URL:
+        raise Validation(f"{field} is longer than {MAX_URL} characters", field=field)
+    if any(ord(c) < 32 or c in " \x7f" for c in url):
+        raise Validation(f"{field} must not contain spaces or control characters", field=field)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise Validation(f"{field} is not a valid URL", field=field) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise Validation(f"{field} must be an http:// or https:// URL", field=field)
+    host = (parts.hostname or "").rstrip(".")
+    if not host or parts.username or parts.password:
+        raise Validation(f"{field} must have a host and no user name or password", field=field)
+    try:
+        host = host.encode("idna").decode("ascii").lower() if not host.startswith("[") and ":" not in host else host.lower()
+    except UnicodeError:
+        raise Validation(f"{field} has an invalid host name", field=field) from None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, 80 if scheme == "http" else 443) else f"{host}:{port}"
+    path = quote(unquote(parts.path), safe="/:@!$&'()*+,;=-._~%") or "/"
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING)])
+    normalized = urlunsplit((scheme, netloc, path, query, ""))
+    if len(normalized) > MAX_URL:
+        raise Validation(f"{field} is longer than {MAX_URL} characters", field=field)
+    return normalized
+
+
+def optional_url(url: str | None, field: str = "url") -> str:
+    """A profile URL: empty is fine, else it must pass normalize_url."""
+    if url is None or str(url).strip() == "":
+        return ""
+    return normalize_url(url, field)

@@ -1,0 +1,69 @@
+"""Every periodic job of the node, registered in one visible block.
+
+The scheduler only *triggers*: correctness lives in the database. Each job is
+idempotent and safe to run from several processes at once, so a node that
+was down on the 1st catches up on start, and three `serve` processes firing
+together do no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from flattr_node.config import Config
+from flattr_node.db import database
+
+log = logging.getLogger("flattr_node.schedules")
+
+
+def run_tick(cfg: Config) -> dict:
+    """One tick: close ended periods, open this month's top-ups, check the ledger."""
+    from flattr_node.ledger import check_ledger
+    from flattr_node.models import CheckRun
+    from flattr_node.services import closing, funds
+
+    result: dict = {}
+    with database.connection_context():
+        try:
+            result["closed"] = closing.close_due_periods(cfg)
+            for name in result["closed"]:
+                log.info("scheduler: closed period %s", name)
+        except Exception:
+            log.exception("scheduler: closing ended periods failed; will retry next tick")
+        try:
+            result["topups"] = funds.open_topups(cfg)
+            if result["topups"]:
+                log.info("scheduler: opened %d top-up deposits", result["topups"])
+        except Exception:
+            log.exception("scheduler: opening top-up deposits failed; will retry next tick")
+        check = check_ledger()
+        CheckRun.create(ok=check.ok, problems="\n".join(check.problems))
+        result["check_ok"] = check.ok
+        if check.ok:
+            log.info("scheduler: ledger check ok")
+        else:
+            for problem in check.problems:
+                log.critical("LEDGER CHECK FAILED: %s", problem)
+    return result
+
+
+def start_scheduler(cfg: Config) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(
+        timezone=cfg.timezone,
+        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+    )
+    # --- every periodic job, in one block ---------------------------------
+    scheduler.add_job(run_tick, "interval", minutes=cfg.tick_minutes, args=[cfg], id="tick", next_run_time=_now())
+    scheduler.add_job(run_tick, "cron", day=1, hour=0, minute=0, second=30, args=[cfg], id="month-start")
+    # -----------------------------------------------------------------------
+    scheduler.start()
+    log.info("scheduler: started (tick every %d minutes, timezone %s)", cfg.tick_minutes, cfg.timezone)
+    return scheduler
+
+
+def _now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
