@@ -10,7 +10,7 @@ with `locked()` where SQLite relies on the IMMEDIATE lock.
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
 
@@ -46,13 +46,14 @@ def make_database(url: str):
         )
     if scheme in ("postgresql", "postgres"):
         parts = urlsplit(url)
+        extra = dict(parse_qsl(parts.query))  # e.g. sslmode=require, options=-csearch_path=x
         return PostgresqlDatabase(
             unquote(parts.path.lstrip("/")) or "postgres",
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             host=parts.hostname or None,
             port=parts.port or None,
-            autorollback=True,
+            **extra,
         )
     raise ValueError(f"unsupported database URL: {url}")
 

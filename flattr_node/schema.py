@@ -40,7 +40,7 @@ def _append_only_triggers() -> None:
         if is_postgres():
             database.execute_sql(
                 "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$ "
-                "BEGIN RAISE EXCEPTION 'the ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END; "
+                "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; END; "
                 "$$ LANGUAGE plpgsql"
             )
             database.execute_sql(
