@@ -40,6 +40,12 @@ class Config:
     min_payout: int = 1000
     signup: str = "open"
     invites_per_member: int = 5
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = True
     bank_instructions: str = "Pay by bank transfer to the node's operator, quoting the reference."
     scheduler: bool = True
     tick_minutes: int = 5
@@ -103,6 +109,10 @@ def validate(cfg: Config) -> Config:
         _fail("signup", "must be one of open, invite, closed")
     if cfg.invites_per_member < 0:
         _fail("invites_per_member", "must not be negative")
+    if not 0 < cfg.smtp_port < 65536:
+        _fail("smtp_port", "must be between 1 and 65535")
+    if cfg.smtp_host and "@" not in cfg.smtp_from:
+        _fail("smtp_from", "must be an e-mail address when smtp_host is set")
     if not 1 <= cfg.tick_minutes <= 1440:
         _fail("tick_minutes", "must be between 1 and 1440")
     if not 1 <= cfg.close_batch_size <= 100000:

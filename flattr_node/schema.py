@@ -60,8 +60,15 @@ def _m1_initial() -> None:
     _append_only_triggers()
 
 
+def _m2_invites_and_resets() -> None:
+    from .models_web import WEB_MODELS
+
+    database.create_tables(WEB_MODELS)
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
+    (2, "invite codes and password resets", _m2_invites_and_resets),
 ]
 
 
