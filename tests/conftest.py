@@ -49,7 +49,7 @@ def new_database_url(tmp_path):
     if schemas:
         import psycopg2
 
-        if not dbmod.database.is_closed():
+        if dbmod.database.obj is not None and not dbmod.database.is_closed():
             dbmod.database.close()
         conn = psycopg2.connect(PG_URL)
         conn.autocommit = True

@@ -39,7 +39,7 @@ def test_readme_walkthrough_pays_each_owner_one_euro(tmp_path, database_url):
     config = tmp_path / "config.toml"
     config.write_text(
         f'database = "{database_url}"\nsecret_key = "walkthrough"\nbase_url = "http://127.0.0.1:{port}"\n'
-        "port = %d\nscheduler = false\n" % port
+        f"port = {port}\nscheduler = false\n"
     )
     flattr_node = str(Path(sys.executable).with_name("flattr-node"))
     env = {**os.environ, "FLATTR_NODE_CONFIG": str(config), "F": flattr_node, "N": f"http://127.0.0.1:{port}/api/v1"}
