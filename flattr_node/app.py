@@ -114,8 +114,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         carry no cookie authority (the API ignores cookies when a token is sent)."""
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
             return None
-        if "Authorization" in request.headers:
-            return None
+        if request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return None  # a browser never attaches a Bearer header by itself
         from flask_login import current_user
 
         if request.path.startswith("/api/") and not current_user.is_authenticated:
