@@ -2,21 +2,35 @@
 
 `schema_version` holds one row per applied migration. Each migration runs in
 its own transaction, so an upgrade never needs a hand-written SQL step and a
-failed one leaves the previous version intact. Migration 1 creates the schema
-from the models as they were when it was written; later changes to a model
-must come with a new migration here (tests compare a migrated database with
-the models).
+failed one leaves the previous version intact. Migration 1 is frozen: it
+creates the schema from copies of the models as they were when it was
+written, so later migrations (new tables, new columns with `add_columns`)
+apply the same way to a fresh and to an old database. Append new steps to
+`MIGRATIONS` with the next free number; tests compare a migrated database
+with the models of today.
 """
 
 from __future__ import annotations
 
 import logging
 
-from peewee import SQL, CharField, DateTimeField, IntegerField, Model
+from peewee import (
+    SQL,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Check,
+    CompositeKey,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
 
 from . import ledger
 from .db import database, is_postgres
-from .models import MODELS, utcnow
+from .models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +69,214 @@ def _append_only_triggers() -> None:
                 )
 
 
+# --- migration 1, frozen -------------------------------------------------
+# The schema exactly as migration 1 made it, written out here so that it never
+# follows later edits of models.py: a later migration that adds a table or a
+# column then works the same on a fresh database (1, 2, 3 ... in a row) and
+# on an old one (only the new steps). tests/test_migrations.py checks that a
+# migrated database equals the models of today, on SQLite and PostgreSQL.
+
+
+class _V1(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class _V1User(_V1):
+    username = CharField(max_length=40, unique=True)
+    email = CharField(max_length=254)
+    password_hash = CharField(max_length=255)
+    display_name = CharField(max_length=100)
+    about = TextField()
+    url = CharField(max_length=2048)
+    is_operator = BooleanField()
+    is_suspended = BooleanField()
+    show_flattrs = BooleanField()
+    monthly_budget = BigIntegerField(constraints=[Check("monthly_budget >= 0")])
+    monthly_topup = BigIntegerField(constraints=[Check("monthly_topup >= 0")])
+    topup_set_at = DateTimeField(null=True)
+    created_at = DateTimeField()
+
+    class Meta:
+        table_name = "user"
+
+
+class _V1Account(_V1):
+    code = CharField(max_length=64, unique=True)
+    kind = CharField(max_length=16)
+    user = ForeignKeyField(_V1User, null=True, on_delete="RESTRICT")
+    balance = BigIntegerField()
+
+    class Meta:
+        table_name = "account"
+        constraints = [SQL("CHECK (kind = 'external' OR balance >= 0)")]
+
+
+class _V1Txn(_V1):
+    key = CharField(max_length=120, unique=True)
+    kind = CharField(max_length=24)
+    memo = TextField()
+    created_at = DateTimeField()
+
+    class Meta:
+        table_name = "txn"
+
+
+class _V1Posting(_V1):
+    txn = ForeignKeyField(_V1Txn, on_delete="RESTRICT")
+    account = ForeignKeyField(_V1Account, on_delete="RESTRICT")
+    amount = BigIntegerField(constraints=[Check("amount <> 0")])
+
+    class Meta:
+        table_name = "posting"
+
+
+class _V1Period(_V1):
+    name = CharField(max_length=7, primary_key=True)
+    status = CharField(max_length=8)
+    stage = CharField(max_length=8)
+    runner = CharField(max_length=64, null=True)
+    lease_until = DateTimeField(null=True)
+    closing_started_at = DateTimeField(null=True)
+    closed_at = DateTimeField(null=True)
+    givers = IntegerField()
+    flattrs = IntegerField()
+    counted = IntegerField()
+    distributed = BigIntegerField()
+    fees = BigIntegerField()
+
+    class Meta:
+        table_name = "period"
+        constraints = [SQL("CHECK (status IN ('open', 'closing', 'closed'))")]
+
+
+class _V1Thing(_V1):
+    owner = ForeignKeyField(_V1User, on_delete="RESTRICT")
+    url = CharField(max_length=2048, unique=True)
+    title = CharField(max_length=200)
+    description = TextField()
+    category = CharField(max_length=16)
+    language = CharField(max_length=35)
+    tags = TextField()
+    hidden = BooleanField()
+    archived = BooleanField()
+    created_at = DateTimeField()
+
+    class Meta:
+        table_name = "thing"
+
+
+class _V1Flattr(_V1):
+    giver = ForeignKeyField(_V1User, on_delete="RESTRICT")
+    thing = ForeignKeyField(_V1Thing, on_delete="RESTRICT")
+    owner = ForeignKeyField(_V1User, on_delete="RESTRICT")
+    period = CharField(max_length=7)
+    created_at = DateTimeField()
+    status = CharField(max_length=12)
+    share = BigIntegerField(null=True)
+    fee = BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "flattr"
+        indexes = (
+            (("giver", "thing", "period"), True),
+            (("period", "giver", "created_at"), False),
+            (("thing", "period"), False),
+            (("period", "owner"), False),
+        )
+        constraints = [
+            SQL("CHECK (giver_id <> owner_id)"),
+            SQL("CHECK (status IN ('pending', 'counted', 'not_counted'))"),
+            SQL("CHECK (share IS NULL OR share >= 0)"),
+            SQL("CHECK (fee IS NULL OR (fee >= 0 AND fee <= share))"),
+        ]
+
+
+class _V1ClosePlan(_V1):
+    period = CharField(max_length=7)
+    giver = ForeignKeyField(_V1User, on_delete="RESTRICT")
+    spend = BigIntegerField(constraints=[Check("spend >= 0")])
+    n = IntegerField(constraints=[Check("n > 0")])
+    txn = ForeignKeyField(_V1Txn, null=True, on_delete="RESTRICT")
+
+    class Meta:
+        table_name = "close_plan"
+        primary_key = CompositeKey("period", "giver")
+
+
+class _V1Deposit(_V1):
+    user = ForeignKeyField(_V1User, on_delete="RESTRICT")
+    amount = BigIntegerField(constraints=[Check("amount > 0")])
+    reference = CharField(max_length=32, unique=True)
+    status = CharField(max_length=10)
+    topup_period = CharField(max_length=7, null=True)
+    created_at = DateTimeField()
+    confirmed_at = DateTimeField(null=True)
+    txn = ForeignKeyField(_V1Txn, null=True, on_delete="RESTRICT")
+
+    class Meta:
+        table_name = "deposit"
+        indexes = ((("user", "topup_period"), True),)
+        constraints = [SQL("CHECK (status IN ('pending', 'confirmed', 'cancelled'))")]
+
+
+class _V1Payout(_V1):
+    user = ForeignKeyField(_V1User, on_delete="RESTRICT")
+    amount = BigIntegerField(constraints=[Check("amount > 0")])
+    status = CharField(max_length=10)
+    created_at = DateTimeField()
+    settled_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "payout"
+        constraints = [SQL("CHECK (status IN ('requested', 'paid', 'failed'))")]
+
+
+class _V1ApiToken(_V1):
+    user = ForeignKeyField(_V1User, on_delete="RESTRICT")
+    name = CharField(max_length=100)
+    digest = CharField(max_length=64, unique=True)
+    created_at = DateTimeField()
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_token"
+
+
+class _V1CheckRun(_V1):
+    ran_at = DateTimeField()
+    ok = BooleanField()
+    problems = TextField()
+
+    class Meta:
+        table_name = "check_run"
+
+
+V1_MODELS = [
+    _V1User, _V1Account, _V1Txn, _V1Posting, _V1Period, _V1Thing, _V1Flattr,
+    _V1ClosePlan, _V1Deposit, _V1Payout, _V1ApiToken, _V1CheckRun,
+]  # fmt: skip
+
+
 def _m1_initial() -> None:
-    database.create_tables(MODELS)
+    database.create_tables(V1_MODELS)
     _append_only_triggers()
+
+
+# --- helpers for later migrations -------------------------------------------
+
+
+def add_columns(table: str, **fields) -> None:
+    """In a migration: add columns to an existing table, e.g.
+    `add_columns("thing", views=IntegerField(default=0))`. A NOT NULL column
+    needs a default (it fills the existing rows)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
+    from playhouse.migrate import migrate as run
+
+    migrator = PostgresqlMigrator(database.obj) if is_postgres() else SqliteMigrator(database.obj)
+    run(*[migrator.add_column(table, name, field) for name, field in fields.items()])
 
 
 def _m2_invites_and_resets() -> None:
@@ -80,7 +299,10 @@ def current_version() -> int:
 
 def migrate() -> list[int]:
     """Apply every migration not applied yet; return their numbers."""
-    database.create_tables([SchemaVersion])
+    with database.atomic():
+        if is_postgres():  # CREATE TABLE IF NOT EXISTS races between processes
+            database.execute_sql("SELECT pg_advisory_xact_lock(7294001)")
+        database.create_tables([SchemaVersion])
     applied = []
     for number, name, step in MIGRATIONS:
         with database.atomic():
