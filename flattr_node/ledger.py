@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from peewee import JOIN, fn
 
 from .db import database
-from .models import Account, Deposit, Payout, Posting, Txn, User, utcnow
+from .models import Account, Deposit, Flattr, Payout, Period, Posting, Txn, User, utcnow
 
 NODE_ACCOUNTS = ("external", "fees", "payouts")
 USER_KINDS = ("funds", "revenue")
@@ -136,6 +136,24 @@ def check_ledger(limit: int = 50) -> CheckResult:
             .tuples()
         )
         add(rows, lambda i, s: f"deposit {i} is {s} but its transaction says otherwise")
+
+        # A closed period paid every planned spend, and its shares add up to it (R9, R10).
+        rows = database.execute_sql(
+            "SELECT p.period, p.giver_id, p.spend, COALESCE(SUM(f.share), 0), MAX(CASE WHEN p.txn_id IS NULL THEN 1 ELSE 0 END) "
+            "FROM close_plan p JOIN period pe ON pe.name = p.period "
+            "LEFT JOIN flattr f ON f.period = p.period AND f.giver_id = p.giver_id AND f.status = 'counted' "
+            "WHERE pe.status = 'closed' GROUP BY p.period, p.giver_id, p.spend "
+            "HAVING COALESCE(SUM(f.share), 0) <> p.spend OR MAX(CASE WHEN p.txn_id IS NULL THEN 1 ELSE 0 END) = 1 "
+            "AND p.spend > 0"
+        ).fetchall()
+        add(rows, lambda p, g, spend, shares, unpaid: f"period {p}, giver {g}: planned {spend}, shares add up to {shares}"
+            + (", never paid" if unpaid else ""))
+        rows = list(
+            Period.select(Period.name).where((Period.status == "closed") & (Period.name.in_(
+                Flattr.select(Flattr.period).where(Flattr.status == "pending")
+            ))).tuples()
+        )
+        add(rows, lambda p: f"period {p} is closed but has flattrs still pending")
 
         total = Account.select(fn.COALESCE(fn.SUM(Account.balance), 0)).scalar()
         if total != 0:

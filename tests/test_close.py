@@ -277,3 +277,17 @@ def test_period_summary_api(cfg, make_user, api_for):
     assert body["status"] == "closed" and body["closed_at"].endswith("+00:00")
     assert set(body) >= {"period", "status", "closed_at", "givers", "flattrs", "distributed", "fees"}
     assert closing.period_summary(cfg_, OCT)["status"] == "closed"
+
+
+def test_check_finds_a_closed_period_whose_shares_do_not_add_up(cfg, make_user):
+    from flattr_node.db import database
+
+    cfg = cfg.with_(revenue_requires_giving=False)
+    kim = make_user("kim", 300)
+    ann = make_user("ann")
+    f = flattringflattr(cfg, kim, register(ann, "p"), at(OCT, 2))
+    close_period(cfg, OCT, AFTER_OCT)
+    assert ledger.check_ledger().ok
+    database.execute_sql("UPDATE flattr SET share = share - 1 WHERE id = " + database.param, (f.id,))
+    problems = ledger.check_ledger().problems
+    assert any(f"period {OCT}, giver {kim.id}: planned 200, shares add up to 199" in p for p in problems), problems
