@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 
 from flask import Flask, jsonify, request
@@ -19,6 +20,7 @@ from .errors import FlattrError
 from .models import User
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("flattr_node.access")
 csrf = CSRFProtect()
 login_manager = LoginManager()
 
@@ -123,6 +125,19 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         csrf.protect()
         return None
 
+    @app.before_request
+    def start_timer():
+        request.environ["flattr_node.start"] = time.perf_counter()
+
+    @app.after_request
+    def access_log(response):
+        started = request.environ.get("flattr_node.start")
+        if started is not None:
+            access.info(
+                "%s %s %d %.1fms", request.method, request.path, response.status_code, (time.perf_counter() - started) * 1000
+            )
+        return response
+
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -152,12 +167,18 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
 
     @app.errorhandler(OperationalError)
     def db_busy(e: OperationalError):
-        if "locked" not in str(e) and "connect" not in str(e) and "busy" not in str(e):
+        # A lock, a lost connection, or a conflict between transactions on
+        # PostgreSQL (deadlock, serialization failure): retrying is the remedy.
+        if not dbmod.is_retryable(e) and "locked" not in str(e) and "connect" not in str(e) and "busy" not in str(e):
             return unexpected(e)
         log.error("database unavailable on %s %s: %s", request.method, request.path, e)
         response = error_response("server_busy", "the node is busy: try again in a moment", 503)
         response.headers["Retry-After"] = "2"
         return response
+
+    @app.errorhandler(dbmod.DriverOperationalError)
+    def db_conflict(e):
+        return db_busy(e)  # psycopg2's deadlock/serialization errors arrive unwrapped
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
@@ -165,8 +186,10 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         return error_response("server_error", "something went wrong on the node; it has been logged", 500)
 
     from .api import bp as api_bp
+    from .public import bp as public_bp
     from .web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
+    app.register_blueprint(public_bp)
     return app

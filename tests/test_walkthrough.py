@@ -43,7 +43,8 @@ def test_readme_walkthrough_pays_each_owner_one_euro(tmp_path, database_url):
     )
     flattr_node = str(Path(sys.executable).with_name("flattr-node"))
     env = {**os.environ, "FLATTR_NODE_CONFIG": str(config), "F": flattr_node, "N": f"http://127.0.0.1:{port}/api/v1"}
-    server = subprocess.Popen([flattr_node, "serve"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = open(tmp_path / "serve.log", "wb")  # a file, not a pipe nobody reads while it runs
+    server = subprocess.Popen([flattr_node, "serve"], env=env, cwd=tmp_path, stdout=log, stderr=log)
     try:
         for _ in range(100):
             try:
@@ -58,6 +59,7 @@ def test_readme_walkthrough_pays_each_owner_one_euro(tmp_path, database_url):
     finally:
         server.terminate()
         server.wait(10)
+        log.close()
     assert run.returncode == 0, run.stderr
     out = run.stdout.strip().splitlines()
     # The last four lines: Ann's and Bob's revenue, Kim's revenue, Kim's share.

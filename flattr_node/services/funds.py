@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import uuid
@@ -11,11 +12,13 @@ from peewee import IntegrityError
 
 from .. import ledger, periods
 from ..config import Config
-from ..db import database, locked
+from ..db import database, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
 from ..models import Account, Deposit, Payout, User, utcnow
 from ..money import format_amount
 from .validate import whole_number
+
+log = logging.getLogger(__name__)
 
 MAX_DEPOSIT = 10_000_000
 MAX_PENDING_DEPOSITS = 20
@@ -80,6 +83,7 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
             return deposit, False
         if deposit.status == "cancelled":
             raise Validation(f"deposit {deposit.reference} was cancelled and cannot be confirmed")
+        lock_accounts(["node:external", f"user:{deposit.user_id}:funds"])
         txn, _ = ledger.post(
             f"deposit:{deposit.id}:confirm",
             "deposit",
@@ -88,7 +92,8 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
             now=now,
         )
         Deposit.update(status="confirmed", confirmed_at=now or utcnow(), txn=txn).where(Deposit.id == deposit.id).execute()
-        return Deposit.get_by_id(deposit.id), True
+    log.info("deposit %d (%s) confirmed: %d cents to user %d", deposit.id, deposit.reference, deposit.amount, deposit.user_id)
+    return Deposit.get_by_id(deposit.id), True
 
 
 def cancel_deposit(id_or_reference, user: User | None = None) -> Deposit:
@@ -127,6 +132,7 @@ def request_payout(cfg: Config, user: User, amount) -> Payout:
     if amount < cfg.min_payout:
         raise Validation(f"the smallest payout is {format_amount(cfg.min_payout, cfg.currency)}", field="amount")
     with database.atomic():
+        lock_accounts([f"user:{user.id}:revenue", "node:payouts"])  # two requests cannot both spend it
         revenue = locked(Account.select(Account.balance).where(Account.code == f"user:{user.id}:revenue")).scalar() or 0
         if amount > revenue:
             raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot withdraw {format_amount(amount, cfg.currency)}")
@@ -136,7 +142,8 @@ def request_payout(cfg: Config, user: User, amount) -> Payout:
             "payout",
             [(ledger.user_account(user.id, "revenue").id, -amount), (ledger.node_account("payouts").id, amount)],
         )
-        return payout
+    log.info("payout %d requested: %d cents from user %d", payout.id, amount, user.id)
+    return payout
 
 
 def _settle(payout_id, status: str) -> tuple[Payout, bool]:
@@ -152,6 +159,7 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
             return payout, False
         if payout.status != "requested":
             raise Validation(f"payout {payout.id} is already {payout.status}")
+        lock_accounts(["node:payouts", "node:external" if status == "paid" else f"user:{payout.user_id}:revenue"])
         back_to = ledger.node_account("external") if status == "paid" else ledger.user_account(payout.user_id, "revenue")
         ledger.post(
             f"payout:{payout.id}:{status}",
@@ -159,7 +167,8 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
             [(ledger.node_account("payouts").id, -payout.amount), (back_to.id, payout.amount)],
         )
         Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
-        return Payout.get_by_id(payout.id), True
+    log.info("payout %d %s: %d cents", payout.id, status, payout.amount)
+    return Payout.get_by_id(payout.id), True
 
 
 def mark_paid(payout_id) -> tuple[Payout, bool]:
@@ -179,6 +188,7 @@ def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | Non
         raise Validation("Idempotency-Key must be 1-64 characters", field="Idempotency-Key")
     key = f"revenue-to-funds:{user.id}:{idempotency_key or uuid.uuid4().hex}"
     with database.atomic():
+        lock_accounts([f"user:{user.id}:funds", f"user:{user.id}:revenue"])
         revenue = locked(Account.select(Account.balance).where(Account.code == f"user:{user.id}:revenue")).scalar() or 0
         if ledger.Txn.select().where(ledger.Txn.key == key).exists():
             return False
