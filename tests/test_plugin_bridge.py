@@ -1,0 +1,202 @@
+"""plugin_bridge: pure markup functions (checked with real parsers), the
+platform snippets, the requests client against a live node, and the
+WordPress plugin (php -l)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree as ET
+
+import html5lib
+import pytest
+from live import serve_node
+
+import plugin_bridge as pb
+from flattr_node.services import flattring, things
+from plugin_bridge.client import NodeClient, NodeError
+
+NODE = "https://node.example"
+THING = pb.ThingRef(NODE, 7, "https://blog.example/2026/hello", "Hello world", "ann", 3)
+AUTO = pb.AutoSubmit(NODE, "ann", "https://blog.example/2026/new?x=1&y=2", "New post", category="text", tags=("a", "b"))
+NS = {"h": "http://www.w3.org/1999/xhtml"}
+
+
+def fragment(markup: str):
+    return html5lib.parseFragment(markup, namespaceHTMLElements=False)
+
+
+def test_button_is_a_link_to_the_confirmation_page_around_the_badge():
+    for size, (w, h) in pb.SIZES.items():
+        doc = fragment(pb.button_html(THING, size))
+        link = doc.find(".//a")
+        assert link.get("href") == "https://node.example/things/7/flattr"
+        assert link.get("data-flattr-thing") == "7"
+        assert link.get("data-flattr-node") == "https://node.example"
+        assert "payment" in link.get("rel").split()
+        img = link.find("img")
+        assert img.get("src") == "https://node.example/things/7/badge.svg" + ("?size=compact" if size == "compact" else "")
+        assert (img.get("width"), img.get("height")) == (str(w), str(h))
+        assert img.get("alt") == "Flattr this: Hello world"
+        count = doc.find(".//span[@data-flattr-count]")
+        assert count.text == "3"
+    with pytest.raises(ValueError, match="size"):
+        pb.button_html(THING, "huge")
+
+
+def test_autosubmit_button_carries_flattrs_parameters():
+    link = fragment(pb.button_html(AUTO)).find(".//a")
+    parts = urlsplit(link.get("href"))
+    assert parts.path == "/submit/auto"
+    assert parse_qs(parts.query) == {
+        "user_id": ["ann"],
+        "url": ["https://blog.example/2026/new?x=1&y=2"],
+        "title": ["New post"],
+        "category": ["text"],
+        "tags": ["a,b"],
+    }
+    img = link.find("img")
+    assert parse_qs(urlsplit(img.get("src")).query) == {"url": ["https://blog.example/2026/new?x=1&y=2"]}
+
+
+def test_payment_links_for_head_rss_and_atom():
+    head = fragment(pb.payment_link_head(THING)).find("link")
+    assert (head.get("rel"), head.get("href"), head.get("type")) == ("payment", "https://node.example/things/7", "text/html")
+    rss = ET.fromstring(f'<item xmlns:atom="http://www.w3.org/2005/Atom">{pb.payment_link_rss(AUTO)}</item>')
+    link = rss.find("{http://www.w3.org/2005/Atom}link")
+    assert link.get("rel") == "payment" and link.get("type") == "text/html"
+    assert parse_qs(urlsplit(link.get("href")).query)["url"] == ["https://blog.example/2026/new?x=1&y=2"]
+    atom = ET.fromstring(f'<entry xmlns="http://www.w3.org/2005/Atom">{pb.payment_link_atom(THING)}</entry>')
+    assert atom.find("{http://www.w3.org/2005/Atom}link").get("href") == "https://node.example/things/7"
+
+
+def test_oembed_documents_json_and_xml_agree():
+    doc = pb.oembed(THING)
+    assert doc["version"] == "1.0" and doc["type"] == "rich"
+    assert (doc["width"], doc["height"]) == pb.SIZES["default"]
+    assert doc["author_url"] == "https://node.example/users/ann"
+    root = ET.fromstring(pb.oembed_xml(doc).encode())
+    assert root.tag == "oembed"
+    assert {child.tag: child.text for child in root} == {k: str(v) for k, v in doc.items()}
+    assert fragment(root.find("html").text).find(".//a").get("href") == "https://node.example/things/7/flattr"
+
+
+@pytest.mark.parametrize(
+    "maxwidth,maxheight,expect",
+    [(None, None, ("default", 56, 64)), (200, 30, ("compact", 110, 20)), (40, None, ("default", 40, 45)), (50, 10, ("compact", 50, 9))],
+)
+def test_oembed_obeys_maxwidth_and_maxheight(maxwidth, maxheight, expect):
+    size, w, h = pb.markup.fit("default", maxwidth, maxheight)
+    assert (size, w, h) == expect
+    doc = pb.oembed(THING, maxwidth=maxwidth, maxheight=maxheight)
+    assert doc["width"] <= (maxwidth or 10**6) and doc["height"] <= (maxheight or 10**6)
+    img = fragment(doc["html"]).find(".//img")
+    assert (int(img.get("width")), int(img.get("height"))) == (doc["width"], doc["height"])
+
+
+def test_badge_is_plain_svg_with_the_count():
+    for size in pb.SIZES:
+        root = ET.fromstring(pb.badge_svg(1234, size))
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+        assert "1234" in texts and "Flattr" in texts
+        assert not list(root.iter("{http://www.w3.org/2000/svg}script"))
+
+
+@pytest.mark.parametrize("platform", pb.PLATFORMS)
+def test_every_platform_has_a_snippet_for_a_thing_and_an_autosubmit_url(platform):
+    for target in (THING, AUTO):
+        text = pb.snippet(platform, target)
+        if platform == "wordpress":
+            assert text.startswith("[flattr ")
+        elif platform == "markdown":
+            assert f"]({target.confirm_url})" in text.replace("%2C", ",") or target.confirm_url.split("?")[0] in text
+        else:
+            links = [a for a in fragment(text).iter("a")]
+            assert links and links[0].get("href") == target.confirm_url
+    if platform in ("html", "markdown"):
+        with pytest.raises(ValueError, match="no template language"):
+            pb.template_snippet(platform, NODE, "ann")
+    else:
+        assert "ann" in pb.template_snippet(platform, NODE, "ann")
+
+
+def test_blogger_snippet_is_well_formed_xml():
+    ET.fromstring(f"<div>{pb.snippet('blogger', THING, with_script=False)}</div>")
+
+
+def test_template_snippets_use_the_platforms_own_placeholders():
+    assert "{{ .Permalink | urlquery }}" in pb.template_snippet("hugo", NODE, "ann")
+    assert "{{ page.url | absolute_url | url_encode }}" in pb.template_snippet("jekyll", NODE, "ann")
+    assert "{URLEncodedPermalink}" in pb.template_snippet("tumblr", NODE, "ann")
+    assert "data:post.url" in pb.template_snippet("blogger", NODE, "ann")
+    ET.fromstring(f"<div xmlns:expr='x'>{pb.template_snippet('blogger', NODE, 'ann').split(chr(10), 1)[1]}</div>")
+
+
+def test_markup_refuses_urls_that_are_not_http():
+    for bad in ("javascript:alert(1)", "data:text/html,x", "//evil.example/x", "ftp://x.example/", "https://a b.example/"):
+        with pytest.raises(ValueError):
+            pb.button_html(pb.AutoSubmit(NODE, "ann", bad))
+        with pytest.raises(ValueError):
+            pb.button_html(pb.ThingRef(bad, 1, "https://x.example/", "t", "ann"))
+
+
+# --- the client, against a live node ------------------------------------------
+
+
+def test_client_registers_a_post_and_fetches_its_button(cfg, make_user):
+    ann, kim = make_user("ann"), make_user("kim", 500)
+    from flattr_node.services import people
+
+    token = people.create_token(ann, "blog")
+    with serve_node(cfg) as (live, _app):
+        client = NodeClient(live.base_url, token, timeout=5)
+        thing = client.register_post("https://ann.example/2026/first", "First post", description="hi")
+        assert thing["owner"]["username"] == "ann" and thing["title"] == "First post"
+        # Publishing again (an edit, a retry) finds the same thing.
+        assert client.register_post("https://ann.example/2026/first", "First post")["id"] == thing["id"]
+        flattring.flattr_thing(live, kim, thing["id"])
+        markup = client.button(thing["id"], "compact")
+        assert fragment(markup).find(".//span[@data-flattr-count]").text == "1"
+        assert f"{live.base_url}/things/{thing['id']}/flattr" in markup
+
+        with pytest.raises(NodeError) as e:
+            client.register_post("https://ann.example/2026/x", "")
+        assert (e.value.code, e.value.status) == ("validation", 422)
+        with pytest.raises(NodeError) as e:
+            NodeClient(live.base_url, "fn_wrong", timeout=5).register_post("https://ann.example/y", "Y")
+        assert (e.value.code, e.value.status) == ("unauthorized", 401)
+        with pytest.raises(NodeError) as e:
+            client.thing(999999)
+        assert e.value.code == "not_found"
+    # The node is gone: a clear error, quickly.
+    with pytest.raises(NodeError) as e:
+        NodeClient(live.base_url, token, timeout=2).thing(1)
+    assert e.value.code == "unreachable"
+    assert things.lookup("https://ann.example/2026/first").title == "First post"
+
+
+# --- the WordPress plugin ---------------------------------------------------------
+
+PLUGIN = Path(__file__).resolve().parent.parent / "plugin_bridge" / "wordpress" / "flattr-node.php"
+
+
+def test_wordpress_plugin_passes_php_lint():
+    php = shutil.which("php")
+    if php is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("php is not installed, and CI must lint the WordPress plugin")
+        pytest.skip("php is not installed (apt-get install php-cli) — cannot lint the WordPress plugin")
+    result = subprocess.run([php, "-l", str(PLUGIN)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No syntax errors detected" in result.stdout
+
+
+def test_wordpress_plugin_does_what_the_docs_say():
+    text = PLUGIN.read_text()
+    assert "Plugin Name: flattr-node" in text
+    for needle in ("wp_oembed_add_provider", "add_shortcode( 'flattr'", "the_content", "wp_head", "rss2_item", "atom_entry", "esc_url", "esc_attr"):
+        assert needle in text, needle
