@@ -1,19 +1,113 @@
-"""Server-rendered pages. The dashboard and thing pages grow here."""
+"""Server-rendered pages: the index, sign-up/in, the dashboard, the community
+pages and the operator's pages (one blueprint, `web`). The thing pages, the
+flattr confirmation page and the badge live in flattr_node/public/.
+
+Views parse forms, call a service and render; they never compute money.
+Amounts are shown in the node's currency with the reader's locale (from
+Accept-Language, else "en"); dates in the node's timezone.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+import datetime as dt
+from functools import wraps
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from flask import Blueprint, abort, current_app, g, render_template, request
+from flask_login import current_user, login_required
 
 from .. import periods
-from ..models import utcnow
+from ..errors import FlattrError
+from ..models import User, utcnow
+from ..money import format_amount
 from ..services import closing
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
 
+def node():
+    return current_app.config["NODE"]
+
+
+def reader_locale() -> str:
+    """The best locale the reader's browser asks for that Babel knows, else 'en'."""
+    if "locale" not in g:
+        g.locale = "en"
+        for value, _quality in request.accept_languages:
+            if value == "*" or len(value) > 35:
+                continue
+            try:
+                g.locale = str(Locale.parse(value, sep="-"))
+                break
+            except (UnknownLocaleError, ValueError, TypeError):
+                continue
+    return g.locale
+
+
+def me() -> User:
+    """The signed-in person, fresh from the database (budgets change)."""
+    return User.get_by_id(current_user.id)
+
+
+def operator_required(view):
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_operator:
+            abort(403, "only an operator of this node can see this page")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def form_error(form, e: FlattrError) -> None:
+    """Put a service's error next to its field, or above the form."""
+    field = getattr(form, e.field, None) if e.field else None
+    if field is not None and hasattr(field, "errors"):
+        if not isinstance(field.errors, list):
+            field.errors = list(field.errors)
+        field.errors.append(e.description)
+    else:
+        form.form_errors.append(e.description)
+
+
+@bp.app_template_filter("money")
+def money_filter(cents) -> str:
+    if cents is None:
+        return "—"
+    return format_amount(int(cents), node().currency, reader_locale())
+
+
+@bp.app_template_filter("localtime")
+def localtime_filter(value: dt.datetime | None, fmt: str = "medium") -> str:
+    if value is None:
+        return "—"
+    return format_datetime(value.replace(tzinfo=dt.UTC), fmt, tzinfo=node().tz, locale=reader_locale())
+
+
+@bp.app_template_filter("localdate")
+def localdate_filter(value: dt.datetime | None, fmt: str = "medium") -> str:
+    if value is None:
+        return "—"
+    local = value.replace(tzinfo=dt.UTC).astimezone(node().tz)
+    return format_date(local.date(), fmt, locale=reader_locale())
+
+
+@bp.app_template_filter("month")
+def month_filter(name: str, fmt: str = "MMM yyyy") -> str:
+    year, month = periods.parse(name)
+    return format_date(dt.date(year, month, 1), fmt, locale=reader_locale())
+
+
+@bp.app_context_processor
+def page_context():
+    return {"node_cfg": node(), "reader_locale": reader_locale}
+
+
 @bp.get("/")
 def index():
-    cfg = current_app.config["NODE"]
+    cfg = node()
     period = periods.name_of(utcnow(), cfg.tz)
     return render_template("index.html", cfg=cfg, period=closing.period_summary(cfg, period))
 
@@ -23,4 +117,4 @@ def healthz():
     return {"ok": True}
 
 
-from . import auth  # noqa: E402,F401  (registers its routes on bp)
+from . import auth, community, dashboard, operator  # noqa: E402,F401  (register their routes on bp)

@@ -1,22 +1,77 @@
-"""Sign-in and sign-out (flask-login sessions, Flask-WTF CSRF)."""
+"""Sign-up, sign-in, sign-out, invites, password change and reset.
+
+Sign-in, sign-up and reset requests are rate-limited per client address and
+per username with the `limits` library (a moving window, kept in memory per
+process: a node with several processes multiplies the limit by their number).
+"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
-from flask_login import login_user, logout_user
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
 
-from ..services import people
-from . import bp
+from ..errors import FlattrError, RateLimited
+from ..services import invites, passwords, people
+from . import bp, form_error, me, node
+
+LIMITS = {
+    "signin-address": parse("30/minute"),
+    "signin-user": parse("10/minute"),
+    "signup-address": parse("20/hour"),
+    "reset-address": parse("10/hour"),
+}
+
+
+@bp.record_once
+def _init_limiter(state) -> None:
+    state.app.extensions["flattr_limiter"] = MovingWindowRateLimiter(MemoryStorage())
+
+
+def rate_limit(name: str, *key: str) -> None:
+    """Count one attempt; refuse with rate_limit_exceeded (429) over the limit."""
+    limiter = current_app.extensions["flattr_limiter"]
+    item = LIMITS[name]
+    if not limiter.hit(item, name, *key):
+        raise RateLimited(f"too many attempts: wait a minute and try again (at most {item.amount} per {item.GRANULARITY.name})")
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
 
 
 class SignInForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=40)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+class SignUpForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(min=2, max=40)])
+    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
+    code = StringField("Invite code", validators=[Length(max=40)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=1024)])
+    confirm = PasswordField("New password again", validators=[EqualTo("new_password", "the two new passwords differ")])
+
+
+class ResetRequestForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
+
+
+class ResetForm(FlaskForm):
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=1024)])
+    confirm = PasswordField("New password again", validators=[EqualTo("new_password", "the two new passwords differ")])
 
 
 def safe_next(target: str | None) -> str:
@@ -32,7 +87,10 @@ def safe_next(target: str | None) -> str:
 @bp.route("/signin", methods=["GET", "POST"])
 def signin():
     form = SignInForm()
-    next_url = safe_next(request.args.get("next"))
+    next_url = safe_next(request.args.get("next") or url_for("web.dashboard"))
+    if request.method == "POST":
+        rate_limit("signin-address", client_address())
+        rate_limit("signin-user", str(form.username.data or "").strip().lower()[:40])
     if form.validate_on_submit():
         user = people.authenticate(form.username.data, form.password.data)
         if user is not None:
@@ -47,3 +105,95 @@ def signout():
     logout_user()
     flash("You are signed out.")
     return redirect(url_for("web.index"))
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    cfg = node()
+    mode = invites.signup_allowed(cfg)
+    form = SignUpForm()
+    if request.method == "GET" and request.args.get("code"):
+        form.code.data = request.args["code"]
+    status = 200
+    if mode == "closed":
+        status = 403
+    elif form.validate_on_submit():
+        rate_limit("signup-address", client_address())
+        try:
+            user = invites.sign_up(cfg, form.username.data, form.email.data, form.password.data, form.code.data)
+        except FlattrError as e:
+            form_error(form, e)
+        else:
+            login_user(user)
+            if user.is_operator:
+                flash("Welcome! You are the first person on this node, so you are its operator.")
+            else:
+                flash("Welcome! Open a deposit to start flattring.")
+            return redirect(url_for("web.dashboard"))
+    if form.errors:
+        status = 422
+    return render_template("signup.html", form=form, mode=mode), status
+
+
+@bp.get("/invites")
+@login_required
+def invite_codes():
+    cfg = node()
+    return render_template("invites.html", invites=invites.invites_of(cfg, me()), cfg=cfg)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password_change():
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            passwords.change_password(me(), form.current_password.data, form.new_password.data)
+        except FlattrError as e:
+            if e.field == "password":
+                e.field = "new_password"
+            form_error(form, e)
+        else:
+            flash("Your password is changed.")
+            return redirect(url_for("web.dashboard"))
+    return render_template("password_change.html", form=form), (422 if form.errors else 200)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def password_forgot():
+    cfg = node()
+    form = ResetRequestForm()
+    sent = False
+    if form.validate_on_submit():
+        rate_limit("reset-address", client_address())
+        try:
+            passwords.request_reset(cfg, form.email.data, lambda token: cfg.base_url.rstrip("/") + url_for("web.password_reset", token=token))
+        except FlattrError as e:
+            form_error(form, e)
+        else:
+            sent = True
+    return render_template(
+        "password_forgot.html", form=form, sent=sent, mail=passwords.mail_enabled(cfg)
+    ), (422 if form.errors else 200)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def password_reset(token: str):
+    form = ResetForm()
+    try:
+        passwords.reset_user(token)
+    except FlattrError as e:
+        return render_template("password_reset.html", form=None, problem=e.description), 404
+    if form.validate_on_submit():
+        try:
+            passwords.reset_password(token, form.new_password.data)
+        except FlattrError as e:
+            if e.field == "password":
+                e.field = "new_password"
+            form_error(form, e)
+        else:
+            if current_user.is_authenticated:
+                logout_user()
+            flash("Your password is changed: sign in with it.")
+            return redirect(url_for("web.signin"))
+    return render_template("password_reset.html", form=form, problem=None), (422 if form.errors else 200)

@@ -1,0 +1,113 @@
+"""Password change and reset by e-mail.
+
+A reset token is random, sent by e-mail, stored only as its SHA-256, valid
+for RESET_VALID and usable once. Asking for a reset says the same whether or
+not the address has an account, so the page cannot be used to find members.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import smtplib
+from email.message import EmailMessage
+
+from ..config import Config
+from ..db import database
+from ..errors import Validation
+from ..models import User, utcnow
+from ..models_web import PasswordReset
+from . import people
+
+log = logging.getLogger(__name__)
+RESET_VALID = dt.timedelta(hours=1)
+MAX_OPEN_RESETS = 3  # per person per RESET_VALID: no mail bombing
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if people.authenticate(user.username, current or "") is None:
+        raise Validation("that is not your current password", field="current_password")
+    people.set_password(user, new)
+
+
+def mail_enabled(cfg: Config) -> bool:
+    return bool(cfg.smtp_host)
+
+
+def send_mail(cfg: Config, to: str, subject: str, body: str) -> None:
+    message = EmailMessage()
+    message["From"] = cfg.smtp_from
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=20) as smtp:
+        if cfg.smtp_starttls:
+            smtp.starttls()
+        if cfg.smtp_user:
+            smtp.login(cfg.smtp_user, cfg.smtp_password)
+        smtp.send_message(message)
+
+
+def request_reset(cfg: Config, email: str, link_for, now: dt.datetime | None = None) -> bool:
+    """E-mail a reset link to every person with that address. `link_for(token)`
+    makes the link. Returns whether a mail was sent (not for the page to say)."""
+    if not mail_enabled(cfg):
+        raise Validation("this node sends no e-mail: ask its operator to reset your password", field="email")
+    email = people.check_email(email)
+    now = now or utcnow()
+    sent = False
+    for user in User.select().where(User.email == email):
+        if user.is_suspended:
+            continue
+        with database.atomic():
+            recent = (
+                PasswordReset.select()
+                .where((PasswordReset.user == user) & (PasswordReset.created_at > now - RESET_VALID))
+                .count()
+            )
+            if recent >= MAX_OPEN_RESETS:
+                log.info("password reset for %s: too many recent requests", user.username)
+                continue
+            token = secrets.token_urlsafe(32)
+            PasswordReset.create(user=user, digest=_digest(token), created_at=now, expires_at=now + RESET_VALID)
+        body = (
+            f"Someone (we hope you) asked to reset the password of {user.username!r} on {cfg.base_url}.\n\n"
+            f"Choose a new password here within the next hour:\n\n{link_for(token)}\n\n"
+            "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.\n"
+        )
+        send_mail(cfg, user.email, "Reset your flattr-node password", body)
+        sent = True
+    return sent
+
+
+def reset_user(token: str, now: dt.datetime | None = None) -> User:
+    """The person a token resets, if it is valid (not used, not expired)."""
+    now = now or utcnow()
+    row = PasswordReset.get_or_none(PasswordReset.digest == _digest(str(token or "")))
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise Validation("this reset link is unknown, used or expired: ask for a new one", field="token")
+    return row.user
+
+
+def reset_password(token: str, new: str, now: dt.datetime | None = None) -> User:
+    """Use the token once: set the password and burn every open token of the person."""
+    now = now or utcnow()
+    people.check_password(new)
+    with database.atomic():
+        user = reset_user(token, now)
+        burned = (
+            PasswordReset.update(used_at=now)
+            .where((PasswordReset.digest == _digest(token)) & PasswordReset.used_at.is_null())
+            .execute()
+        )
+        if not burned:
+            raise Validation("this reset link has just been used", field="token")
+        PasswordReset.update(used_at=now).where((PasswordReset.user == user) & PasswordReset.used_at.is_null()).execute()
+        people.set_password(user, new)
+    return user
