@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 
 from .. import periods
-from ..errors import Forbidden, InvalidRequest, Unauthorized
+from ..errors import Forbidden, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
 from ..services import closing, flattring, funds, people, things
 from . import serialize
@@ -60,12 +60,19 @@ def operator() -> User:
     return user
 
 
+MONEY_FIELDS = frozenset({"amount", "monthly_budget", "monthly_topup"})
+
+
 def body() -> dict:
     data = request.get_json(silent=True, force=True) if request.data else {}
     if data is None:
         raise InvalidRequest("the request body is not valid JSON")
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    for field in MONEY_FIELDS & data.keys():
+        # R1: in JSON an amount is an integer; not a float, a string or a bool.
+        if type(data[field]) is not int:
+            raise Validation(f"{field} must be a whole number of cents (a JSON integer)", field=field)
     return data
 
 
@@ -74,8 +81,6 @@ def period_arg() -> str | None:
     if value is None or value == "":
         return None
     if not periods.is_valid(value):
-        from ..errors import Validation
-
         raise Validation("period must be YYYY-MM", field="period")
     return value
 
