@@ -298,5 +298,39 @@ def backup(cfg, path):
     click.echo(f"backup written to {path}")
 
 
+
+@main.command("migrate-db")
+@click.option("--to", "target", required=True, metavar="URL", help="The new database, e.g. postgresql://user@host/flattr.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@node_command
+def migrate_db(cfg, target, quiet):
+    """Copy this node's data into an empty database at URL (SQLite to PostgreSQL)."""
+    from .copydb import check_target, copy_database
+
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label="copying", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        copied = copy_database(target, progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    result = check_target(target)
+    if not result.ok:
+        for problem in result.problems:
+            click.echo(f"flattr-node: ledger check failed on the copy: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"copied {sum(copied.values())} rows in {len(copied)} tables; ledger ok on the copy")
+    click.echo(f"now set database = \"{target}\" in the config and restart the node")
+
+
 if __name__ == "__main__":
     main()

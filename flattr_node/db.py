@@ -4,7 +4,11 @@ SQLite runs in WAL mode with synchronous=FULL (this is money), foreign keys
 on, a busy timeout, and every transaction begins IMMEDIATE so that writers
 queue for the lock up front instead of failing with "database is locked"
 half-way through. PostgreSQL uses the same models; services take row locks
-with `locked()` where SQLite relies on the IMMEDIATE lock.
+with `locked()` where SQLite relies on the IMMEDIATE lock, and money-moving
+transactions lock ledger accounts in id order (`lock_accounts`, ledger.post)
+so that they cannot deadlock. PostgreSQL runs at READ COMMITTED: a row lock
+taken by SELECT ... FOR NO KEY UPDATE returns the row as the previous holder
+committed it, which is what the services' checks read.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
 
 DatabaseConnectError = OperationalError
+try:  # the driver's own class: peewee passes its deadlock errors through as they are
+    from psycopg2 import OperationalError as DriverOperationalError
+except ImportError:  # pragma: no cover - psycopg2-binary is a dependency
+    DriverOperationalError = OperationalError
 
 database = DatabaseProxy()
 
@@ -70,8 +78,43 @@ def is_postgres() -> bool:
 
 
 def locked(query, share: bool = False):
-    """SELECT ... FOR UPDATE (or FOR SHARE) on PostgreSQL; on SQLite the
-    IMMEDIATE transaction already holds the only write lock."""
+    """SELECT ... FOR NO KEY UPDATE (or FOR SHARE) on PostgreSQL; on SQLite
+    the IMMEDIATE transaction already holds the only write lock.
+
+    NO KEY UPDATE is the lock a plain UPDATE of the row takes: it keeps other
+    writers out but lets inserts that merely reference the row (a posting's
+    foreign key to its account) go on, which FOR UPDATE would block.
+    """
     if not is_postgres():
         return query
-    return query.for_update("FOR SHARE" if share else "FOR UPDATE")
+    return query.for_update("FOR SHARE" if share else "FOR NO KEY UPDATE")
+
+
+def lock_accounts(codes) -> None:
+    """Lock the ledger accounts a transaction is about to move, in id order.
+
+    Every writer that moves money takes account locks in ascending id order
+    (this, ledger.post, the close's batches), so two transactions can never
+    wait for each other in a circle: no deadlock on PostgreSQL.
+    """
+    if not is_postgres():
+        return
+    from .models import Account  # models imports this module
+
+    list(locked(Account.select(Account.id).where(Account.code.in_(list(codes))).order_by(Account.id)).tuples())
+
+
+# SQLSTATEs after which running the same transaction again is the remedy.
+RETRYABLE_PGCODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A conflict between transactions (not a bug): retry, or answer 503."""
+    # peewee wraps most driver errors (the driver's is in args[0]) but lets
+    # psycopg2's TransactionRollbackError family through unwrapped.
+    candidates = (exc, *(exc.args[:1] if exc.args else ()), exc.__cause__, exc.__context__)
+    code = next((c.pgcode for c in candidates if getattr(c, "pgcode", None)), None)
+    if code in RETRYABLE_PGCODES:
+        return True
+    text = str(exc).lower()
+    return any(w in text for w in ("deadlock detected", "could not serialize", "database is locked", "database is busy"))

@@ -285,9 +285,16 @@ def _m2_invites_and_resets() -> None:
     database.create_tables(WEB_MODELS)
 
 
+def _m3_verified_sites() -> None:
+    from .services.sites import SITE_MODELS
+
+    database.create_tables(SITE_MODELS)
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
+    (3, "verified sites for auto-submit", _m3_verified_sites),
 ]
 
 
@@ -317,6 +324,33 @@ def migrate() -> list[int]:
     with database.atomic():
         ledger.ensure_node_accounts()
     return applied
+
+
+def all_models() -> list[type[Model]]:
+    """Every model with a table in the node's database, from every module of
+    the package, parents before children (the order to copy them in)."""
+    import importlib
+    import pkgutil
+
+    from peewee import sort_models
+
+    import flattr_node
+
+    for mod in pkgutil.walk_packages(flattr_node.__path__, "flattr_node."):
+        importlib.import_module(mod.name)
+    found, todo = set(), [Model]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if (
+                sub._meta.database is database
+                and sub is not SchemaVersion
+                and not issubclass(sub, _V1)
+                and sub.__module__.startswith("flattr_node")
+                and set(sub._meta.fields) - {"id"}  # an abstract base has no fields of its own
+            ):
+                found.add(sub)
+    return sort_models(found)
 
 
 def latest_version() -> int:

@@ -4,40 +4,16 @@ columns) apply to both; several processes migrating at once do no harm."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import threading
 
 import pytest
 from conftest import use_database
-from peewee import CharField, IntegerField, Model
+from peewee import CharField, IntegerField
 
-import flattr_node
 from flattr_node import db as dbmod
 from flattr_node import schema
 from flattr_node.db import database
 from flattr_node.models import BaseModel, Thing, User
-
-
-def all_models() -> list[type[Model]]:
-    """Every model bound to the node's database, in every module of the package."""
-    for mod in pkgutil.walk_packages(flattr_node.__path__, "flattr_node."):
-        importlib.import_module(mod.name)
-    found, todo = [], [Model]
-    while todo:
-        cls = todo.pop()
-        for sub in cls.__subclasses__():
-            todo.append(sub)
-            meta = sub._meta
-            if (
-                meta.database is database
-                and sub not in (BaseModel, schema.SchemaVersion)
-                and not issubclass(sub, schema._V1)
-                and not getattr(meta, "without_table", False)
-                and sub.__module__.startswith("flattr_node")
-            ):
-                found.append(sub)
-    return sorted(set(found), key=lambda m: m._meta.table_name)
 
 
 def shape() -> dict:
@@ -56,7 +32,7 @@ def shape() -> dict:
 def test_migrated_database_matches_the_models(db, new_database_url):
     migrated = shape()
     assert schema.current_version() == schema.latest_version()
-    models = all_models()
+    models = schema.all_models()
     assert {m._meta.table_name for m in models} <= set(migrated), "a model has no table: add a migration"
     # The same models created directly, without migrations.
     url = new_database_url()

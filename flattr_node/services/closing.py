@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from .. import periods
 from ..config import Config
-from ..db import database, locked
+from ..db import database, is_postgres, locked
 from ..errors import Validation
 from ..ledger import node_account
 from ..models import ClosePlan, Flattr, Period, utcnow
@@ -224,7 +224,15 @@ def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: 
                 "GROUP BY p.txn_id HAVING SUM(f.fee) > 0",
                 (fees_id, *rng),
             )
-            # Cached balances move in the same transaction as their postings.
+            # Cached balances move in the same transaction as their postings,
+            # their rows locked in id order first, as every writer does (db.lock_accounts).
+            if is_postgres():
+                _execute(
+                    "SELECT id FROM account WHERE id IN (SELECT x.account_id FROM posting x "
+                    "JOIN close_plan p ON p.txn_id = x.txn_id WHERE p.period = ? AND p.giver_id BETWEEN ? AND ?) "
+                    "ORDER BY id FOR NO KEY UPDATE",
+                    rng,
+                )
             _execute(
                 "UPDATE account SET balance = account.balance + d.delta FROM ("
                 "SELECT x.account_id, SUM(x.amount) AS delta FROM posting x "

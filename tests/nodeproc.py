@@ -1,0 +1,177 @@
+"""Helpers for tests that run the real `flattr-node` command in subprocesses:
+a config file, the CLI, `serve` on a free port, a PostgreSQL schema of its own,
+and a month of data made with the services."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from flattr_node import db as dbmod
+from flattr_node.schema import migrate
+
+PG_UNDER_TEST = os.environ.get("FLATTR_TEST_DATABASE", "")
+PG_ANY = PG_UNDER_TEST or os.environ.get("FLATTR_TEST_POSTGRES", "")
+CLI = [sys.executable, "-m", "flattr_node.cli"]
+
+
+def need_postgres() -> str:
+    """The PostgreSQL server to use; skip without one (fail in CI)."""
+    if PG_ANY:
+        return PG_ANY
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI: FLATTR_TEST_POSTGRES / FLATTR_TEST_DATABASE is not set")
+    pytest.skip("needs PostgreSQL: set FLATTR_TEST_POSTGRES=postgresql://user@host:5432/db")
+
+
+def pg_schema(base: str) -> tuple[str, str]:
+    """A new empty schema on `base`: (url, schema name)."""
+    import psycopg2
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(base)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE SCHEMA {name}")
+    conn.close()
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{name}", name
+
+
+def drop_pg_schema(base: str, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(base)
+    conn.autocommit = True
+    conn.cursor().execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    conn.close()
+
+
+def write_config(path: Path, database: str, **extra) -> Path:
+    values = {
+        "database": database,
+        "secret_key": "test-" + uuid.uuid4().hex,
+        "base_url": "http://127.0.0.1:8080",
+        "scheduler": False,
+        "log_level": "WARNING",
+        **extra,
+    }
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int):
+            lines.append(f"{key} = {value}")
+        else:
+            lines.append(f'{key} = "{value}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(config: Path, *args, check: bool = True, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*CLI, "--config", str(config), *args], capture_output=True, text=True, timeout=timeout, env=child_env(), **kw
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"flattr-node {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env.pop("FLATTR_NODE_CONFIG", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`flattr-node serve` (waitress) in a subprocess on a free port."""
+
+    def __init__(self, config: Path, log: Path, threads: int | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*CLI, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"serve did not start:\n{Path(log).read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def seed_month(cfg, period: str, people: int, things_per_person: int = 2, flattrs_per_person: int = 6, seed: int = 7) -> dict:
+    """Make `people` people with money, things and flattrs in `period`, with
+    the services, in the database `cfg` names. Returns their names and tokens."""
+    import datetime as dt
+
+    from flattr_node.services import flattring, funds, things
+    from flattr_node.services import people as people_service
+
+    database = dbmod.bind(cfg.database)
+    database.connect(reuse_if_open=True)
+    migrate()
+    rng = random.Random(seed)
+    year, month = map(int, period.split("-"))
+    users, thing_ids = [], []
+    hash_ = people_service.hash_password("correct horse")
+    from flattr_node.models import User
+
+    with database.atomic():
+        for i in range(people):
+            user = User.create(
+                username=f"p{i:05d}", email=f"p{i}@example.org", password_hash=hash_, display_name=f"p{i}",
+                monthly_budget=rng.choice([200, 300, 500, 1000]),
+            )
+            from flattr_node import ledger
+
+            ledger.open_user_accounts(user)
+            users.append(user)
+    for user in users:
+        dep = funds.open_deposit(user, rng.choice([200, 400, 2000]))
+        funds.confirm_deposit(dep.id, now=dt.datetime(year, month, 1, 1))
+        for j in range(things_per_person):
+            thing_ids.append((user.id, things.register_thing(user, {"url": f"https://{user.username}.example/{j}", "title": f"t{j}"}).id))
+    for user in users:
+        targets = rng.sample(thing_ids, min(flattrs_per_person, len(thing_ids)))
+        for owner_id, thing_id in targets:
+            if owner_id == user.id:
+                continue
+            flattring.flattr_thing(cfg, user, thing_id, now=dt.datetime(year, month, rng.randint(1, 27), rng.randint(0, 23), rng.randint(0, 59)))
+    tokens = {u.username: people_service.create_token(u, "test") for u in users[:5]}
+    database.close()
+    return {"users": [u.username for u in users], "things": [t for _, t in thing_ids], "tokens": tokens}
