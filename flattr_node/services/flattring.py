@@ -12,7 +12,7 @@ from ..config import Config
 from ..db import database, locked
 from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, PeriodClosed, Validation
 from ..models import Flattr, Period, Thing, User, utcnow
-from ..money import format_amount
+from ..money import format_amount, split_evenly
 from ..urls import normalize_url
 from . import things as things_service
 
@@ -91,11 +91,21 @@ def flattr_url(cfg: Config, giver: User, url, now: dt.datetime | None = None) ->
     params = autosubmit_params(cfg, url.strip())
     if params is None:
         return flattr_thing(cfg, giver, things_service.lookup(url).id, now)
+    return flattr_autosubmit(cfg, giver, params, now)
+
+
+def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime | None = None) -> Flattr:
+    """Flattr an auto-submit request; the thing is created for its owner on
+    its first flattr, unless its site is verified by someone else."""
+    now = now or utcnow()
     existing, owner, fields = thing_for_autosubmit(params)
     if existing is not None:
         return flattr_thing(cfg, giver, existing.id, now)
     if owner.id == giver.id:
         raise FlattrOwner("you cannot flattr your own thing")
+    from . import sites
+
+    sites.check_autosubmit_owner(fields["url"], owner)
     with database.atomic():
         # The thing is created for its owner on its first flattr; both or neither.
         thing = Thing.get_or_none(Thing.url == fields["url"])
@@ -117,3 +127,16 @@ def flattrs_of(user: User, period: str | None, incoming: bool = False) -> list[F
 def count_this_period(cfg: Config, thing_id: int) -> int:
     period = periods.name_of(utcnow(), cfg.tz)
     return Flattr.select().where((Flattr.thing == thing_id) & (Flattr.period == period)).count()
+
+
+def worth_now(cfg: Config, user: User, extra: int = 1, now: dt.datetime | None = None) -> dict:
+    """What one flattr is worth right now for this reader: their spend
+    (min(budget, funds), as the close will take it, R9) split evenly over
+    their flattrs this period plus `extra` more. Later flattrs lower it, and
+    flattrs that do not count (R8) raise it, so it is an estimate."""
+    now = now or utcnow()
+    period = periods.name_of(now, cfg.tz)
+    n = Flattr.select().where((Flattr.giver == user) & (Flattr.period == period)).count() + extra
+    spend = min(user.monthly_budget, ledger.balance(user.id, "funds"))
+    shares = split_evenly(max(spend, 0), n) if n > 0 else [0]
+    return {"period": period, "spend": spend, "flattrs": n, "share": min(shares), "currency": cfg.currency}
