@@ -42,9 +42,11 @@ def serve_node(cfg, host: str = "127.0.0.1", public_host: str | None = None):
 
 
 @contextlib.contextmanager
-def serve_pages(pages: dict[str, tuple[str, str] | str], host: str = "127.0.0.1"):
-    """Serve {path: html or (content_type, body)}; 404 for anything else.
-    `pages` may be changed while serving. Yields the base URL."""
+def serve_pages(pages: dict, host: str = "127.0.0.1", public_host: str | None = None):
+    """Serve {path: html, (content_type, body) or handler -> either}; 404 for
+    anything else. `pages` may be changed while serving. Yields the base URL
+    (with `public_host` in it if given: "localhost" makes another origin than
+    a node on 127.0.0.1)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
@@ -75,7 +77,7 @@ def serve_pages(pages: dict[str, tuple[str, str] | str], host: str = "127.0.0.1"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_address[1]}"
+        yield f"http://{public_host or host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

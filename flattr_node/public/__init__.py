@@ -23,9 +23,6 @@ from ..services import things as things_service
 
 bp = Blueprint("public", __name__, template_folder="../templates")
 
-BADGE_MAX_AGE = 60
-
-
 def cfg():
     return current_app.config["NODE"]
 
@@ -187,7 +184,9 @@ def _size_arg() -> str:
 
 def _badge(count: int, size: str, tag: str):
     response = current_app.response_class(pb.badge_svg(count, size), mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = f"public, max-age={BADGE_MAX_AGE}"
+    # Stored by browsers and caches, but revalidated on every view (a cheap
+    # 304 thanks to the ETag): a reader who just flattred sees the new count.
+    response.headers["Cache-Control"] = "public, no-cache"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.set_etag(f"{tag}-{size}-{count}")

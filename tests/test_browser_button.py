@@ -1,0 +1,209 @@
+"""The button in a real 2026 browser: headless Chromium (Debian's) driven by
+Selenium. A blog page on another origin embeds the button; the reader clicks,
+signs in and confirms in the first-party popup; the count on the blog page goes
+up; a second click says "already flattred this month". Then the same without
+JavaScript, by links.
+
+Set FLATTR_SCREENSHOT=docs/img/button.png to save the blog page after the
+flattr (that is how the README's screenshot is made)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from live import serve_node, serve_pages
+
+import plugin_bridge as pb
+from flattr_node.models import Flattr
+from flattr_node.services import things
+from plugin_bridge.client import NodeClient
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("FLATTR_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("FLATTR_CHROMEDRIVER", "/usr/bin/chromedriver")
+WAIT = 20  # seconds a step may take on a busy 2-core machine before it is a failure
+
+
+def need_chromium():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (os.path.exists(p) or shutil.which(p))]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        why = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install selenium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the browser tests: " + why)
+        pytest.skip(why)
+
+
+def make_driver(profile: Path, javascript: bool = True):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=900,760",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+BLOG = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} — Ann's blog</title>
+{payment}
+<style>
+ body {{ font: 17px/1.55 Georgia, serif; color: #222; background: #fbfaf7; margin: 0; }}
+ header {{ background: #2d3a4a; color: #fff; padding: 14px 32px; font: 600 18px system-ui, sans-serif; }}
+ article {{ max-width: 640px; margin: 28px auto; padding: 0 24px; }}
+ h1 {{ font-size: 30px; margin-bottom: 4px; }} .meta {{ color: #777; font: 14px system-ui, sans-serif; }}
+ .support {{ margin-top: 28px; padding: 14px 18px; border-top: 1px solid #ddd; display: flex; gap: 14px; align-items: center;
+            font: 15px system-ui, sans-serif; }}
+ .flattr-node {{ display: inline-flex; align-items: center; gap: 12px; }}
+ .flattr-node-count {{ font-weight: 700; font-size: 22px; }}
+</style></head>
+<body><header>Ann's blog</header>
+<article>
+<h1>{title}</h1><p class="meta">November 2026 · by Ann</p>
+<p>Third-party cookies are gone, and that is a good thing. This post explains how a Flattr button still works:
+the button only starts a flattr, and a page on the reader's own node confirms it.</p>
+<p>If you liked it, the button below sends me a share of your monthly budget.</p>
+<div class="support">{button} <span>flattrs this month</span></div>
+</article>
+{script}
+</body></html>
+"""
+
+
+def blog_page(node: str, thing_id: int, title: str):
+    """A blog platform's page handler: the button comes from the node through
+    plugin_bridge's client, with the count as it is now."""
+
+    def handler(_request):
+        client = NodeClient(node, timeout=5)
+        ref = pb.ThingRef.from_json(node, client.thing(thing_id))
+        return BLOG.format(title=title, payment=pb.payment_link_head(ref), button=pb.button_html(ref), script=pb.script_tag(node))
+
+    return handler
+
+
+@pytest.fixture
+def world(cfg, make_user, tmp_path):
+    need_chromium()
+    ann = make_user("ann")
+    make_user("kim", 500)
+    make_user("lea", 500)
+    pages: dict = {}
+    with serve_node(cfg) as (live, _app), serve_pages(pages, public_host="localhost") as blog:
+        post = f"{blog}/2026/11/buttons.html"
+        thing = things.register_thing(ann, {"url": post, "title": "How a Flattr button works in 2026"})
+        pages["/2026/11/buttons.html"] = blog_page(live.base_url, thing.id, thing.title)
+        yield {"node": live.base_url, "post": post, "thing": thing, "tmp": tmp_path}
+
+
+def count_on(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, "[data-flattr-count]").text
+
+
+def sign_in(driver, wait, username):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    wait.until(ec.presence_of_element_located((By.NAME, "username")))
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys("correct horse")
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+
+def test_popup_flattr_updates_the_count_on_the_blog(world):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = make_driver(world["tmp"] / "profile-js")
+    try:
+        wait = WebDriverWait(driver, WAIT)
+        driver.get(world["post"])
+        assert driver.title.startswith("How a Flattr button works in 2026")
+        assert count_on(driver) == "0"
+        blog_window = driver.current_window_handle
+
+        driver.find_element(By.CSS_SELECTOR, "a.flattr-node-button").click()
+        wait.until(ec.number_of_windows_to_be(2))
+        popup = next(h for h in driver.window_handles if h != blog_window)
+        driver.switch_to.window(popup)
+        assert driver.current_url.startswith(world["node"] + "/signin")  # first-party, on the node
+        sign_in(driver, wait, "kim")
+        wait.until(ec.element_to_be_clickable((By.ID, "confirm-flattr")))
+        assert "worth about" in driver.find_element(By.CSS_SELECTOR, ".worth").text
+        driver.find_element(By.ID, "confirm-flattr").click()
+        wait.until(ec.number_of_windows_to_be(1))  # the popup tells the blog and closes itself
+
+        driver.switch_to.window(blog_window)
+        wait.until(lambda d: count_on(d) == "1")
+        assert Flattr.select().where(Flattr.thing == world["thing"].id).count() == 1
+        if os.environ.get("FLATTR_SCREENSHOT"):
+            driver.get(world["post"])  # fresh badge image too
+            wait.until(lambda d: d.execute_script("return document.querySelector('.flattr-node-button img').complete"))
+            driver.save_screenshot(os.environ["FLATTR_SCREENSHOT"])
+
+        # A second click: the node says so, nothing is recorded.
+        driver.find_element(By.CSS_SELECTOR, "a.flattr-node-button").click()
+        wait.until(ec.number_of_windows_to_be(2))
+        driver.switch_to.window(next(h for h in driver.window_handles if h != blog_window))
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".already")))
+        assert "already flattred this thing this month" in driver.find_element(By.CSS_SELECTOR, ".already").text
+        assert not driver.find_elements(By.ID, "confirm-flattr")
+        driver.close()
+        driver.switch_to.window(blog_window)
+        assert count_on(driver) == "1"
+        assert Flattr.select().where(Flattr.thing == world["thing"].id).count() == 1
+    finally:
+        driver.quit()
+
+
+def test_without_javascript_by_links(world):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = make_driver(world["tmp"] / "profile-nojs", javascript=False)
+    try:
+        wait = WebDriverWait(driver, WAIT)
+        driver.get(world["post"])
+        assert count_on(driver) == "0"
+        driver.find_element(By.CSS_SELECTOR, "a.flattr-node-button").click()  # a plain link: same tab
+        sign_in(driver, wait, "lea")
+        wait.until(ec.element_to_be_clickable((By.ID, "confirm-flattr")))
+        driver.find_element(By.ID, "confirm-flattr").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[role=status] [data-count]")))
+        assert driver.find_element(By.CSS_SELECTOR, "[data-count]").text == "1"
+        driver.find_element(By.LINK_TEXT, "Back to the post").click()
+        wait.until(lambda d: d.current_url == world["post"])
+        assert count_on(driver) == "1"  # the page as the blog renders it now
+
+        driver.find_element(By.CSS_SELECTOR, "a.flattr-node-button").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".already")))
+        assert "already flattred this thing this month" in driver.find_element(By.CSS_SELECTOR, ".already").text
+        assert Flattr.select().where(Flattr.thing == world["thing"].id).count() == 1
+    finally:
+        driver.quit()
