@@ -291,6 +291,7 @@ def badge_svg(count: int, size: str = "default", label: str = "Flattr") -> str:
     """The count badge as SVG: no script, no external reference, text escaped."""
     w, h = _size(size)
     count = int(count)
+    label = clip(label, 40)
     shown = str(count) if count < 100000 else f"{count // 1000}k"
     e = html.escape
     if size == "compact":

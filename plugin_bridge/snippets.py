@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from .markup import AutoSubmit, ThingRef, _node, button_html, payment_link_head, script_tag
 
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")  # the node's rule for usernames
 PLATFORMS = ("html", "markdown", "wordpress", "blogger", "tumblr", "hugo", "jekyll")
 
 
@@ -30,6 +31,11 @@ def _md_text(text: str) -> str:
     return text
 
 
+def _sc(text: str) -> str:
+    """A WordPress shortcode attribute value: quotes and brackets would end it."""
+    return html.escape(text, quote=True).replace("[", "&#91;").replace("]", "&#93;")
+
+
 def _md_url(url: str) -> str:
     return quote(url, safe=":/?&=%#+,;@!$'*~.-_")  # no spaces, no parentheses
 
@@ -44,7 +50,7 @@ def snippet(platform: str, target: ThingRef | AutoSubmit, size: str = "default",
         # With the plugin, a shortcode; the attributes are quoted and escaped.
         if isinstance(target, ThingRef):
             return f'[flattr id="{int(target.id)}" size="{size}"]\n'
-        return f'[flattr url="{html.escape(target.url)}" title="{html.escape(title)}" size="{size}"]\n'
+        return f'[flattr url="{_sc(target.url)}" title="{_sc(title)}" size="{size}"]\n'
     parts = [payment_link_head(target), button_html(target, size)]
     if with_script:
         parts.append(script_tag(target.node))
@@ -62,7 +68,9 @@ def template_snippet(platform: str, node: str, user_id: str, size: str = "defaul
     """A theme fragment that puts an auto-submit button on every post."""
     _check(platform)
     node = _node(node)
-    user = quote(str(user_id), safe="")
+    if not isinstance(user_id, str) or not USERNAME.match(user_id):
+        raise ValueError("user_id must be a username on the node (2-40 of a-z 0-9 . _ -)")
+    user = quote(user_id, safe="")
     base = f"{node}/submit/auto?user_id={user}"
     badge = f"{node}/badge.svg"
     img = '"56" height="64"' if size == "default" else '"110" height="20"'
