@@ -332,5 +332,20 @@ def migrate_db(cfg, target, quiet):
     click.echo(f"now set database = \"{target}\" in the config and restart the node")
 
 
+@main.command()
+@click.option("--platform", required=True, type=click.Choice(["html", "markdown", "wordpress", "blogger", "tumblr", "hugo", "jekyll"]), help="Where the markup goes.")
+@click.option("--thing", "thing_id", type=int, help="A registered thing's id.")
+@click.option("--url", help="A post's URL, for an auto-submit button (with --user).")
+@click.option("--user", "username", help="The post's owner on this node (auto-submit); alone: a template for every post.")
+@click.option("--size", type=click.Choice(["default", "compact"]), default="default", show_default=True, help="Flattr's two button sizes.")
+@click.option("--no-script", is_flag=True, help="Only the JavaScript-free link, without the popup script.")
+@node_command
+def snippet(cfg, platform, thing_id, url, username, size, no_script):
+    """Print the button markup to paste into a blog (see docs/buttons.md)."""
+    from .services import embeds
+
+    click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
+
+
 if __name__ == "__main__":
     main()

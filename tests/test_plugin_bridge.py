@@ -200,3 +200,57 @@ def test_wordpress_plugin_does_what_the_docs_say():
     assert "Plugin Name: flattr-node" in text
     for needle in ("wp_oembed_add_provider", "add_shortcode( 'flattr'", "the_content", "wp_head", "rss2_item", "atom_entry", "esc_url", "esc_attr"):
         assert needle in text, needle
+
+
+# --- flattr-node snippet -----------------------------------------------------------
+
+
+def run_cli(cfg, tmp_path, *args):
+    from click.testing import CliRunner
+
+    from flattr_node.cli import main
+
+    config = tmp_path / "node.toml"
+    config.write_text(f'database = "{cfg.database}"\nbase_url = "{cfg.base_url}"\nsecret_key = "s"\nscheduler = false\n')
+    return CliRunner().invoke(main, ["--config", str(config), "snippet", *args])
+
+
+def test_snippet_command_prints_markup_to_paste(cfg, make_user, tmp_path):
+    from flattr_node.cli import snippet as snippet_command
+
+    assert tuple([c for c in snippet_command.params if c.name == "platform"][0].type.choices) == pb.PLATFORMS
+    ann = make_user("ann")
+    thing = things.register_thing(ann, {"url": "https://ann.example/p", "title": "Ann's <post>"})
+
+    result = run_cli(cfg, tmp_path, "--platform", "html", "--thing", str(thing.id))
+    assert result.exit_code == 0, result.output
+    doc = fragment(result.output)
+    assert doc.find(".//a").get("href") == f"http://node.test/things/{thing.id}/flattr"
+    assert doc.find(".//script").get("src") == "http://node.test/button.js"
+    assert doc.find(".//img").get("alt") == "Flattr this: Ann's <post>" and "<post>" not in result.output
+
+    result = run_cli(cfg, tmp_path, "--platform", "markdown", "--url", "https://ann.example/new", "--user", "ann", "--size", "compact")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("[![Flattr this: https://ann.example/new](http://node.test/badge.svg?url=")
+    assert "size=compact" in result.output and "/submit/auto?user_id=ann" in result.output
+
+    result = run_cli(cfg, tmp_path, "--platform", "wordpress", "--thing", str(thing.id))
+    assert result.output == f'[flattr id="{thing.id}" size="default"]\n'
+    result = run_cli(cfg, tmp_path, "--platform", "hugo", "--user", "ann")
+    assert result.exit_code == 0 and "{{ .Permalink | urlquery }}" in result.output
+    result = run_cli(cfg, tmp_path, "--platform", "html", "--thing", str(thing.id), "--no-script")
+    assert "<script" not in result.output
+
+    # Mistakes: one clear line on stderr, exit 1, no traceback.
+    for args, words in (
+        (("--platform", "html"), "give either a thing id"),
+        (("--platform", "html", "--thing", "999"), "no thing with id 999"),
+        (("--platform", "html", "--user", "ghost", "--url", "https://x.example/"), "no person called 'ghost'"),
+        (("--platform", "html", "--user", "ann", "--url", "javascript:alert(1)"), "must be an http:// or https:// URL"),
+        (("--platform", "html", "--user", "ann"), "no template language"),
+        (("--platform", "html", "--thing", str(thing.id), "--user", "ann"), "give either a thing id"),
+    ):
+        result = run_cli(cfg, tmp_path, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert words in result.output and "Traceback" not in result.output, result.output
+    assert run_cli(cfg, tmp_path, "--platform", "myspace", "--thing", "1").exit_code == 2

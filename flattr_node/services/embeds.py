@@ -85,3 +85,39 @@ def badge_count(cfg: Config, url: str) -> int:
         return flattring.count_this_period(cfg, things_service.lookup(url).id)
     except NotFound:
         return 0
+
+
+def snippet_for(
+    cfg: Config,
+    platform: str,
+    *,
+    thing_id=None,
+    url: str | None = None,
+    username: str | None = None,
+    size: str = "default",
+    with_script: bool = True,
+) -> str:
+    """The markup to paste for a thing, an auto-submit URL of `username`, or
+    (with a username and no URL) a theme template for every post."""
+    import plugin_bridge as pb
+
+    if platform not in pb.PLATFORMS:
+        raise Validation(f"platform must be one of {', '.join(pb.PLATFORMS)}", field="platform")
+    if size not in pb.SIZES:
+        raise Validation(f"size must be one of {', '.join(pb.SIZES)}", field="size")
+    if (thing_id is None) == (username is None):
+        raise Validation("give either a thing id, or a username (with a URL, or alone for a template)", field="thing")
+    if thing_id is not None:
+        if url is not None:
+            raise Validation("give a URL only with a username (auto-submit), not with a thing id", field="url")
+        return pb.snippet(platform, thing_ref(cfg, things_service.get_thing(thing_id)), size, with_script)
+    owner = User.get_or_none(User.username == str(username).strip().lower())
+    if owner is None:
+        raise NotFound(f"no person called {username!r} on this node")
+    if url is None:
+        try:
+            return pb.template_snippet(platform, cfg.base_url, owner.username, size)
+        except ValueError as e:
+            raise Validation(str(e), field="platform") from None
+    target = autosubmit_ref(cfg, {"user_id": owner.username, "url": url})
+    return pb.snippet(platform, target, size, with_script)
