@@ -154,7 +154,7 @@ def test_popup_flattr_updates_the_count_on_the_blog(world):
         assert driver.current_url.startswith(world["node"] + "/signin")  # first-party, on the node
         sign_in(driver, wait, "kim")
         wait.until(ec.element_to_be_clickable((By.ID, "confirm-flattr")))
-        assert "worth about" in driver.find_element(By.CSS_SELECTOR, ".worth").text
+        assert "worth about" in driver.find_element(By.CSS_SELECTOR, ".confirm-worth").text
         driver.find_element(By.ID, "confirm-flattr").click()
         wait.until(ec.number_of_windows_to_be(1))  # the popup tells the blog and closes itself
 

@@ -68,7 +68,11 @@ def test_confirmation_page_shows_what_one_flattr_is_worth_and_records_it(client,
     words = text(doc)
     assert "€3.00" in words and "2 flattrs" in words
     assert doc.find(".//*[@data-worth]").text == "€1.50"  # €3 over 2 flattrs
-    assert flattring.worth_now(cfg, kim) == {"period": periods.name_of(utcnow(), cfg.tz), "spend": 300, "flattrs": 2, "share": 150, "currency": "EUR"}
+    worth = flattring.worth_now(cfg, kim)
+    assert (worth["period"], worth["spend"], worth["flattrs"], worth["share"], worth["enough_funds"]) == (
+        periods.name_of(utcnow(), cfg.tz), 300, 2, 150, True,
+    )
+    assert doc.find(".//*[@class='warning']") is None
 
     action, fields = confirm_form(doc)
     # Without the CSRF token: refused, nothing recorded.
@@ -99,6 +103,7 @@ def test_confirmation_errors_in_words(client, make_user, cfg):
 
     signin(client, "poor")
     doc = parse(client.get(f"/things/{thing.id}/flattr"))
+    assert "You need at least €2.00 in your funds to flattr (you have €1.00)" in text(doc.find(".//*[@class='warning']"))
     action, fields = confirm_form(doc)
     response = client.post(action, data=fields)
     assert response.status_code == 402
@@ -203,3 +208,18 @@ def test_scripts_are_served_without_session(client, make_user):
         assert "Set-Cookie" not in response.headers and "Cookie" not in response.headers.get("Vary", "")
     assert "postMessage" in client.get("/button/done.js").get_data(as_text=True)
     assert "ev.origin !== nodeOf(a)" in client.get("/button.js").get_data(as_text=True)
+
+
+def test_archived_thing_says_so_before_anything_is_pressed(client, make_user):
+    ann = make_user("ann")
+    make_user("kim", 500)
+    thing = register(ann)
+    things.archive_thing(ann, thing.id)
+    signin(client, "kim")
+    doc = parse(client.get(f"/things/{thing.id}/flattr"))
+    assert "archived" in text(doc.find(".//*[@class='archived']"))
+    assert doc.find(".//button[@id='confirm-flattr']") is None
+    token = next(i.get("value") for i in doc.iter("input") if i.get("name") == "csrf_token")
+    response = client.post(f"/things/{thing.id}/flattr", data={"csrf_token": token})
+    assert response.status_code == 403 and parse(response).find(".//*[@role='alert']").get("data-error") == "forbidden"
+    assert Flattr.select().count() == 0

@@ -70,7 +70,7 @@ def signin_first():
 def worth(user: User) -> dict:
     w = flattring.worth_now(cfg(), user)
     money = lambda cents: format_amount(cents, cfg().currency)  # noqa: E731
-    return {**w, "share_text": money(w["share"]), "spend_text": money(w["spend"])}
+    return {**w, "share_text": money(w["share"]), "spend_text": money(w["spend"]), "funds_text": money(w["funds"]), "min_funds_text": money(w["min_funds"])}
 
 
 # --- thing pages -------------------------------------------------------------
@@ -91,12 +91,13 @@ def thing_page(thing_id):
     )
 
 
-def _confirm(ref, *, post_url: str, already: bool, error: FlattrError | None = None, status: int = 200):
+def _confirm(ref, *, post_url: str, already: bool, error: FlattrError | None = None, status: int = 200, archived: bool = False):
     user = me()
     return (
         render_template(
             "public/confirm.html",
             ref=ref,
+            archived=archived,
             is_new=isinstance(ref, pb.AutoSubmit),
             worth=worth(user),
             already=already,
@@ -142,9 +143,11 @@ def confirm(thing_id):
         try:
             flattr = flattring.flattr_thing(cfg(), user, thing.id)
         except FlattrError as e:
-            return _confirm(embeds.thing_ref(cfg(), thing), post_url=post_url, already=_already(user, thing.id), error=e, status=e.status)
+            return _confirm(
+                embeds.thing_ref(cfg(), thing), post_url=post_url, already=_already(user, thing.id), error=e, status=e.status, archived=thing.archived
+            )
         return _done(embeds.thing_ref(cfg(), thing), flattr)
-    return _confirm(ref, post_url=post_url, already=_already(user, thing.id))
+    return _confirm(ref, post_url=post_url, already=_already(user, thing.id), archived=thing.archived)
 
 
 # --- auto-submit -------------------------------------------------------------

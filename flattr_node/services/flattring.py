@@ -137,6 +137,16 @@ def worth_now(cfg: Config, user: User, extra: int = 1, now: dt.datetime | None =
     now = now or utcnow()
     period = periods.name_of(now, cfg.tz)
     n = Flattr.select().where((Flattr.giver == user) & (Flattr.period == period)).count() + extra
-    spend = min(user.monthly_budget, ledger.balance(user.id, "funds"))
+    funds = ledger.balance(user.id, "funds")
+    spend = min(user.monthly_budget, funds)
     shares = split_evenly(max(spend, 0), n) if n > 0 else [0]
-    return {"period": period, "spend": spend, "flattrs": n, "share": min(shares), "currency": cfg.currency}
+    return {
+        "period": period,
+        "spend": spend,
+        "flattrs": n,
+        "share": min(shares),
+        "currency": cfg.currency,
+        "funds": funds,
+        "enough_funds": funds >= cfg.min_monthly_budget,  # R3
+        "min_funds": cfg.min_monthly_budget,
+    }
