@@ -16,7 +16,7 @@ from ..db import database, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
 from ..models import Account, Deposit, Payout, User, utcnow
 from ..money import format_amount
-from .validate import whole_number
+from .validate import row_id, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def find_deposit(id_or_reference) -> Deposit:
     text = str(id_or_reference).strip()
     query = Deposit.select()
     if text.isdigit():
-        query = query.where(Deposit.id == int(text))
+        query = query.where(Deposit.id == (row_id(text) or 0))
     else:
         query = query.where(Deposit.reference == _clean_reference(text))
     deposit = locked(query).first()
@@ -147,10 +147,9 @@ def request_payout(cfg: Config, user: User, amount) -> Payout:
 
 
 def _settle(payout_id, status: str) -> tuple[Payout, bool]:
-    try:
-        payout_id = int(payout_id)
-    except (TypeError, ValueError):
-        raise NotFound("no such payout") from None
+    payout_id = row_id(payout_id)
+    if payout_id is None:
+        raise NotFound("no such payout")
     with database.atomic():
         payout = locked(Payout.select().where(Payout.id == payout_id)).first()
         if payout is None:

@@ -8,7 +8,7 @@ from ..db import database
 from ..errors import Forbidden, NotFound, Validation
 from ..models import CATEGORIES, Thing, User
 from ..urls import normalize_url
-from .validate import flag, text
+from .validate import flag, row_id, text
 
 MAX_TAGS = 10
 
@@ -73,10 +73,9 @@ def register_thing(owner: User, data: dict) -> Thing:
 
 
 def get_thing(thing_id) -> Thing:
-    try:
-        thing_id = int(thing_id)
-    except (TypeError, ValueError):
-        raise NotFound("no such thing") from None
+    thing_id = row_id(thing_id)
+    if thing_id is None:
+        raise NotFound("no such thing")
     thing = Thing.select(Thing, User).join(User).where(Thing.id == thing_id).first()
     if thing is None:
         raise NotFound(f"no thing with id {thing_id}")

@@ -16,11 +16,34 @@ def whole_number(value, field: str) -> int:
     raise Validation(f"{field} must be a whole number of cents", field=field)
 
 
+MAX_ID = 2**63 - 1  # the largest id a database row can have
+
+
+def row_id(value) -> int | None:
+    """An id from a URL or a form, or None if it cannot name a row (so the
+    caller answers 404 rather than asking the database for 10**30)."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= MAX_ID else None
+
+
+def is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def text(value, field: str, max_len: int, *, required: bool = False, single_line: bool = True) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise Validation(f"{field} must be text", field=field)
+    if not is_utf8(value):
+        raise Validation(f"{field} must be valid Unicode text (it holds a lone surrogate)", field=field)
     value = value.strip()
     if required and not value:
         raise Validation(f"{field} is required", field=field)
