@@ -16,6 +16,12 @@ from flattr_node.models import Flattr, Thing
 from flattr_node.services import sites
 
 
+@pytest.fixture
+def cfg(cfg):
+    """A node on localhost: it may fetch home pages on 127.0.0.1 (a public node may not)."""
+    return cfg.with_(base_url="http://localhost:8080")
+
+
 def auto(**params) -> str:
     return "/submit/auto?" + urlencode(params)
 
@@ -74,7 +80,7 @@ def test_own_autosubmit_button_is_refused(client, make_user):
 def test_api_flattr_by_autosubmit_url(client, make_user, api_for):
     make_user("ann")
     kim = make_user("kim", 500)
-    url = "http://node.test" + auto(user_id="ann", url="https://ann.example/api", title="Via API")
+    url = "http://localhost:8080" + auto(user_id="ann", url="https://ann.example/api", title="Via API")
     response = api_for(kim).post("/flattr", {"url": url})
     assert response.status_code == 201, response.json
     assert response.json["thing"]["title"] == "Via API" and response.json["owner"]["username"] == "ann"
@@ -99,7 +105,7 @@ def test_verified_site_refuses_autosubmit_for_anyone_else(client, make_user, api
     ann = make_user("ann")
     make_user("bob")
     kim = make_user("kim", 500)
-    pages["/"] = '<html><head><link rel="payment" href="http://node.test/users/ann"></head><body>Ann\'s blog</body></html>'
+    pages["/"] = '<html><head><link rel="payment" href="http://localhost:8080/users/ann"></head><body>Ann\'s blog</body></html>'
 
     signin(client, "ann")
     assert client.get("/sites").status_code == 200
@@ -116,29 +122,29 @@ def test_verified_site_refuses_autosubmit_for_anyone_else(client, make_user, api
     assert refused.status_code == 403 and "verified by another person" in text(parse(refused))
     assert client.post(bobs, data={}).status_code == 403  # CSRF first: nothing happens either way
     api = api_for(kim)
-    response = api.post("/flattr", {"url": "http://node.test" + bobs})
+    response = api.post("/flattr", {"url": "http://localhost:8080" + bobs})
     assert (response.status_code, response.json["error"]) == (403, "forbidden")
     assert "verified by another person" in response.json["error_description"]
-    oembed = client.get("/oembed?" + urlencode({"url": "http://node.test" + bobs}))
+    oembed = client.get("/oembed?" + urlencode({"url": "http://localhost:8080" + bobs}))
     assert oembed.status_code == 403
     assert Thing.select().count() == 0
 
     # Ann's own button for her site works; sites nobody verified stay open to all.
-    response = api.post("/flattr", {"url": "http://node.test" + auto(user_id="ann", url=f"{base}/2026/mine")})
+    response = api.post("/flattr", {"url": "http://localhost:8080" + auto(user_id="ann", url=f"{base}/2026/mine")})
     assert response.status_code == 201 and response.json["owner"]["username"] == "ann"
-    response = api.post("/flattr", {"url": "http://node.test" + auto(user_id="bob", url="https://bob.example/x")})
+    response = api.post("/flattr", {"url": "http://localhost:8080" + auto(user_id="bob", url="https://bob.example/x")})
     assert response.status_code == 201
 
 
 def test_verification_reads_the_home_page_and_moves_with_it(client, make_user, home_pages, cfg):
     base, pages = home_pages
     ann, bob = make_user("ann"), make_user("bob")
-    pages["/"] = '<a rel="me payment" href="/elsewhere">x</a><a rel="payment" href="http://node.test/submit/auto?user_id=bob&url=x">flattr</a>'
+    pages["/"] = '<a rel="me payment" href="/elsewhere">x</a><a rel="payment" href="http://localhost:8080/submit/auto?user_id=bob&url=x">flattr</a>'
     with pytest.raises(sites.Validation, match='no rel="payment" link'):
         sites.verify_site(cfg, ann, base)
     assert sites.verify_site(cfg, bob, base).user_id == bob.id  # Flattr's auto-submit form counts too
     # Whoever controls the home page decides: it now links to Ann.
-    pages["/"] = '<link rel="payment" href="http://node.test/users/ann/">'
+    pages["/"] = '<link rel="payment" href="http://localhost:8080/users/ann/">'
     assert sites.verify_site(cfg, ann, base + "/any/page").user_id == ann.id
     assert sites.verifier_of(base + "/post").id == ann.id
 
@@ -173,7 +179,7 @@ def test_verification_fetch_is_careful(client, make_user, home_pages, cfg, monke
     assert "redirects more than" in text(parse(verify(client, base)))
 
     pages["/"] = redirect_to("/home")
-    pages["/home"] = '<link rel="payment" href="http://node.test/users/ann">'
+    pages["/home"] = '<link rel="payment" href="http://localhost:8080/users/ann">'
     assert verify(client, base).status_code == 302  # http redirects on the same site are followed
 
     pages["/"] = "<p>" + "x" * (sites.MAX_HOME_PAGE + 10) + "</p>"
@@ -184,7 +190,7 @@ def test_verification_fetch_is_careful(client, make_user, home_pages, cfg, monke
 
     def slow(h):
         time.sleep(1.5)
-        return '<link rel="payment" href="http://node.test/users/ann">'
+        return '<link rel="payment" href="http://localhost:8080/users/ann">'
 
     pages["/"] = slow
     monkeypatch.setattr(sites, "FETCH_TIMEOUT", (0.5, 0.5))
@@ -194,3 +200,20 @@ def test_verification_fetch_is_careful(client, make_user, home_pages, cfg, monke
     response = verify(client, "http://127.0.0.1:9/")
     assert response.status_code == 422 and "cannot fetch" in text(parse(response))
     assert [s.host for s in sites.sites_of(ann)] == [urlsplit(base).netloc]
+
+
+def test_a_public_node_does_not_fetch_private_addresses(make_user, home_pages, cfg):
+    base, pages = home_pages
+    ann = make_user("ann")
+    pages["/"] = '<link rel="payment" href="https://flattr.example.org/users/ann">'
+    public = cfg.with_(base_url="https://flattr.example.org")
+    assert not sites.node_is_private(public)
+    assert sites.node_is_private(cfg) and sites.node_is_private(cfg.with_(base_url="http://192.168.1.10:8080"))
+    # Only loopback here: a broken check must never send traffic to another network.
+    for ip in ("10.1.2.3", "172.16.0.1", "192.168.0.1", "169.254.169.254", "fd00::1", "::1", "0.0.0.0"):
+        assert sites._is_private(ip), ip
+    assert not sites._is_private("93.184.216.34")
+    for url in (base, base.replace("127.0.0.1", "localhost"), "http://[::1]:9/"):
+        with pytest.raises(sites.Validation, match="private or local address"):
+            sites.verify_site(public, ann, url)
+    assert sites.sites_of(ann) == []

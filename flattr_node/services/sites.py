@@ -4,7 +4,8 @@ A person verifies a site by putting a `rel="payment"` link to their profile on
 the node (`<base_url>/users/<username>`, or one of their auto-submit URLs) on
 the site's home page. The node fetches the home page with requests: http and
 https only, short timeouts, a size cap, redirects followed by hand and only to
-http(s). Once a site is verified, an auto-submit button for a URL on it creates
+http(s), and, on a node with a public address, never to a private or local
+address (no reaching into the node's own network). Once a site is verified, an auto-submit button for a URL on it creates
 a thing only for the person who verified it; anyone else is refused.
 Whoever controls the home page decides: a new check moves the site to the
 person it now links to.
@@ -13,6 +14,8 @@ person it now links to.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import socket
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -69,10 +72,43 @@ class FetchError(Validation):
     """The home page could not be fetched (field: url)."""
 
 
-def fetch_home_page(url: str, session: requests.Session | None = None) -> tuple[str, str]:
-    """GET an http(s) page: (final URL, text). Redirects only to http(s), size capped."""
+def _is_private(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    return not address.is_global or address.is_multicast
+
+
+def node_is_private(cfg: Config) -> bool:
+    """A node whose own address is localhost or a private IP (a test or LAN
+    node) may verify sites on private addresses; a public node may not."""
+    host = (urlsplit(cfg.base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return _is_private(host)
+    except ValueError:
+        return False
+
+
+def _check_address(url: str, allow_private: bool) -> None:
+    """Refuse hosts that resolve to loopback, private or link-local addresses
+    (a server-side fetch must not reach the node's own network)."""
+    if allow_private:
+        return
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise FetchError(f"cannot fetch {url}: its host name does not resolve", field="url") from None
+    if any(_is_private(info[4][0]) for info in infos):
+        raise FetchError(f"{parts.hostname} is a private or local address: the node does not fetch those", field="url")
+
+
+def fetch_home_page(url: str, session: requests.Session | None = None, *, allow_private: bool = False) -> tuple[str, str]:
+    """GET an http(s) page: (final URL, text). Redirects only to http(s) and
+    public addresses (unless allow_private), size capped."""
     http = session or requests.Session()
     for _ in range(MAX_REDIRECTS + 1):
+        _check_address(url, allow_private)
         try:
             response = http.get(
                 url,
@@ -126,7 +162,8 @@ def verify_site(cfg: Config, user: User, url: str, now: dt.datetime | None = Non
     parts = urlsplit(home)
     home = f"{parts.scheme}://{parts.netloc}/"
     host = parts.netloc
-    final_url, text = fetch_home_page(home, session)  # outside any transaction: it can be slow
+    # Outside any transaction: it can be slow.
+    final_url, text = fetch_home_page(home, session, allow_private=node_is_private(cfg))
     parser = _PaymentLinks()
     parser.feed(text)
     if not _links_to(cfg, user, final_url, parser.hrefs):
