@@ -110,8 +110,10 @@ def test_confirmation_errors_in_words(client, make_user, cfg):
     alert = parse(response).find(".//*[@role='alert']")
     assert alert.get("data-error") == "no_money" and "in your funds to flattr" in alert.text
 
-    # R6: not one's own thing.
+    # R6: not one's own thing; the page says so before anything is pressed.
     own = register(poor, "mine")
+    page = parse(client.get(f"/things/{own.id}/flattr"))
+    assert "your own thing" in text(page.find(".//*[@class='own']")) and page.find(".//button[@id='confirm-flattr']") is None
     response = client.post(f"/things/{own.id}/flattr", data=fields)
     assert response.status_code == 403
     assert parse(response).find(".//*[@role='alert']").get("data-error") == "flattr_owner"

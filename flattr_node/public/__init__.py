@@ -98,6 +98,7 @@ def _confirm(ref, *, post_url: str, already: bool, error: FlattrError | None = N
             "public/confirm.html",
             ref=ref,
             archived=archived,
+            own=user is not None and user.username == (ref.user_id if isinstance(ref, pb.AutoSubmit) else ref.owner),
             is_new=isinstance(ref, pb.AutoSubmit),
             worth=worth(user),
             already=already,
