@@ -12,7 +12,7 @@ import secrets
 from peewee import JOIN
 
 from ..config import Config
-from ..db import database
+from ..db import database, is_postgres
 from ..errors import Forbidden, Validation
 from ..models import User, utcnow
 from ..models_web import Invite
@@ -46,7 +46,7 @@ def sign_up(cfg: Config, username: str, email: str, password: str, code: str | N
     """Create a person by the node's sign-up rules, in one transaction: the
     invite code is used by exactly one person, or by nobody if anything fails."""
     with database.atomic():
-        if database.obj.__class__.__name__.startswith("Postgres"):
+        if is_postgres():
             # One sign-up at a time, so that only one "first person" is made operator.
             database.execute_sql("SELECT pg_advisory_xact_lock(7294002)")
         first = node_is_fresh()
