@@ -13,6 +13,7 @@ committed it, which is what the services' checks read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -118,3 +119,16 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return any(w in text for w in ("deadlock detected", "could not serialize", "database is locked", "database is busy"))
+
+
+@contextlib.contextmanager
+def consistent_read():
+    """Several SELECTs that must see one state of the database (the ledger
+    check). PostgreSQL's READ COMMITTED gives each statement its own
+    snapshot, so a check running beside a close could see half of a batch:
+    there the transaction is REPEATABLE READ. SQLite's transaction already
+    sees one state."""
+    with database.atomic():
+        if is_postgres() and database.transaction_depth() == 1:
+            database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield

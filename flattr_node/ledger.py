@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from .db import database
+from .db import consistent_read, database
 from .models import Account, Deposit, Flattr, Payout, Period, Posting, Txn, User, utcnow
 
 NODE_ACCOUNTS = ("external", "fees", "payouts")
@@ -86,7 +86,7 @@ def check_ledger(limit: int = 50) -> CheckResult:
         for row in rows[:limit]:
             problems.append(fmt(*row))
 
-    with database.atomic():
+    with consistent_read():  # one snapshot, also on PostgreSQL
         # Every transaction sums to zero and moves something.
         rows = list(
             Txn.select(Txn.key, fn.COALESCE(fn.SUM(Posting.amount), 0), fn.COUNT(Posting.id))
