@@ -101,7 +101,7 @@ def free_port() -> int:
 class Server:
     """`flattr-node serve` (waitress) in a subprocess on a free port."""
 
-    def __init__(self, config: Path, log: Path, threads: int | None = None):
+    def __init__(self, config: Path, log: Path, wait: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
@@ -111,6 +111,11 @@ class Server:
             stderr=subprocess.STDOUT,
             env=child_env(),
         )
+        self.log_path = log
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -120,7 +125,7 @@ class Server:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise AssertionError(f"serve did not start:\n{Path(log).read_text()}")
+                raise AssertionError(f"serve did not start:\n{Path(self.log_path).read_text()}")
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -175,3 +180,78 @@ def seed_month(cfg, period: str, people: int, things_per_person: int = 2, flattr
     tokens = {u.username: people_service.create_token(u, "test") for u in users[:5]}
     database.close()
     return {"users": [u.username for u in users], "things": [t for _, t in thing_ids], "tokens": tokens}
+
+
+def seed_people(cfg, people: int, things_per_person: int = 2, funds_cents: int = 2000) -> dict:
+    """People with money, a token each and things, made with the services now
+    (for load tests: their flattrs happen over HTTP)."""
+    from flattr_node import ledger
+    from flattr_node.models import User
+    from flattr_node.services import funds, things
+    from flattr_node.services import people as people_service
+
+    database = dbmod.bind(cfg.database)
+    database.connect(reuse_if_open=True)
+    migrate()
+    hash_ = people_service.hash_password("correct horse")
+    tokens, thing_ids = {}, []
+    for i in range(people):
+        with database.atomic():
+            user = User.create(username=f"r{i:04d}", email=f"r{i}@example.org", password_hash=hash_, monthly_budget=200)
+            ledger.open_user_accounts(user)
+        funds.confirm_deposit(funds.open_deposit(user, funds_cents).id)
+        tokens[user.id] = people_service.create_token(user, "load")
+        for j in range(things_per_person):
+            thing_ids.append(things.register_thing(user, {"url": f"https://{user.username}.example/{j}", "title": f"t{j}"}).id)
+    database.close()
+    return {"tokens": tokens, "things": thing_ids}
+
+
+class Load:
+    """Bounded concurrent traffic against a server: flattrs (duplicates
+    included) and button reads, from `workers` threads, each with its own
+    HTTP session. Every answer is recorded with the moment it arrived."""
+
+    def __init__(self, url: str, tokens: dict, things: list[int], *, workers: int = 12, requests_each: int = 150, seed: int = 1, badge: bool = False):
+        import threading
+
+        self.url, self.tokens, self.things = url, tokens, things
+        self.workers, self.requests_each, self.seed, self.badge = workers, requests_each, seed, badge
+        self.records: list[tuple] = []  # (kind, user_id, thing_id, status, body, acked_at)
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._work, args=(i,)) for i in range(workers)]
+
+    def _work(self, index: int) -> None:
+        rng = random.Random(self.seed * 1000 + index)
+        users = sorted(self.tokens)
+        session = requests.Session()
+        for _ in range(self.requests_each):
+            user = rng.choice(users[: max(2, len(users) // 2)]) if rng.random() < 0.5 else rng.choice(users)
+            thing = rng.choice(self.things[: max(2, len(self.things) // 4)]) if rng.random() < 0.5 else rng.choice(self.things)
+            roll = rng.random()
+            headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+            if roll < 0.45:
+                kind, r = "flattr", session.post(f"{self.url}/api/v1/things/{thing}/flattr", headers=headers, timeout=120)
+            elif roll < 0.75 or not self.badge:
+                kind, r = "button", session.get(f"{self.url}/api/v1/things/{thing}", headers=headers if roll < 0.6 else None, timeout=120)
+            else:
+                kind, r = "badge", session.get(f"{self.url}/things/{thing}/badge.svg", timeout=120)
+            acked = time.monotonic()
+            with self.lock:
+                self.records.append((kind, user, thing, r.status_code, r.text[:2000], acked))
+        session.close()
+
+    def start(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def join(self) -> Load:
+        for t in self.threads:
+            t.join()
+        return self
+
+
+def badge_exists(url: str, thing_id: int) -> bool:
+    r = requests.get(f"{url}/things/{thing_id}/badge.svg", timeout=30)
+    return r.status_code == 200 and r.headers.get("Content-Type", "").startswith("image/svg+xml")
