@@ -180,6 +180,13 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     def db_conflict(e):
         return db_busy(e)  # psycopg2's deadlock/serialization errors arrive unwrapped
 
+    @app.errorhandler(ValueError)
+    def nul_in_text(e: ValueError):
+        # PostgreSQL cannot hold NUL in text: psycopg2 refuses such a parameter.
+        if "NUL (0x00)" not in str(e):
+            return unexpected(e)
+        return error_response("invalid_request", "text must not contain NUL (0x00) characters", 400)
+
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
