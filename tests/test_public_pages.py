@@ -225,3 +225,23 @@ def test_archived_thing_says_so_before_anything_is_pressed(client, make_user):
     response = client.post(f"/things/{thing.id}/flattr", data={"csrf_token": token})
     assert response.status_code == 403 and parse(response).find(".//*[@role='alert']").get("data-error") == "forbidden"
     assert Flattr.select().count() == 0
+
+
+def test_every_public_route_is_documented_and_the_readme_shows_the_button(app):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "buttons.md").read_text()
+    documented = {re.sub(r"\[.*?\]|\?.*", "", p) for p in re.findall(r"`(?:GET, POST |GET |POST )?(/[^` ]*)`", doc)}
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("public."):
+            path = re.sub(r"<(?:int:)?\w+>", "{id}", rule.rule)
+            if path not in documented:
+                missing.append(path)
+    assert not missing, f"routes missing from docs/buttons.md: {missing}"
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Buttons on your blog", 1)[1].split("\n## ", 1)[0]
+    assert "](docs/img/button.png)" in section and (root / "docs" / "img" / "button.png").is_file()
+    assert "flattr-node snippet" in section
