@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import at
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from flattr_node import ledger
-from flattr_node.models import Flattr
+from flattr_node import ledger, periods
+from flattr_node.models import Flattr, User
 from flattr_node.services import flattring, reports, things
 from flattr_node.services.closing import close_period
 
@@ -95,3 +97,44 @@ def test_months_totals_after_a_close(cfg, make_user):
     )
     per_thing = reports.received_per_thing(kim, OCT)
     assert [(t.thing.id, t.flattrs, t.amount) for t in per_thing] == [(kims.id, 2, 400)]
+
+
+# --- property: on any scenario, the projection is what the close pays ----------
+
+
+@st.composite
+def scenarios(draw):
+    n = draw(st.integers(2, 4))
+    people = [{"funds": draw(st.integers(200, 1500)), "budget": draw(st.integers(200, 1000))} for _ in range(n)]
+    pairs = [(g, o) for g in range(n) for o in range(n) if g != o]
+    chosen = draw(st.lists(st.sampled_from(pairs), unique=True, min_size=1, max_size=len(pairs)))
+    times = [draw(st.integers(1, 3)) for _ in chosen]  # few distinct times: ties, broken by id
+    fee = draw(st.sampled_from([0, 3, 10, 33]))
+    requires_giving = draw(st.booleans())
+    return people, list(zip(chosen, times, strict=True)), fee, requires_giving
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(scenario=scenarios())
+def test_projection_equals_the_close_on_any_scenario(cfg, make_user, scenario):
+    people, flattrs, fee, requires_giving = scenario
+    cfg = cfg.with_(fee_percent=fee, revenue_requires_giving=requires_giving)
+    # Every example gets its own (later) period and its own people.
+    serial = User.select().count()
+    period = periods.shift("2020-01", serial)
+    users = [make_user(f"s{serial}p{i}", p["funds"], budget=p["budget"]) for i, p in enumerate(people)]
+    posts = [post_of(u) for u in users]
+    givers = set()
+    for (giver, owner), minute in flattrs:
+        flattring.flattr_thing(cfg, users[giver], posts[owner].id, at(period, 10, 12, minute))
+        givers.add(giver)
+    projections = {g: reports.projection(cfg, users[g], at(period, 28)) for g in givers}
+    shown = {p.flattr.id: p for proj in projections.values() for p in proj.flattrs}
+    assert len(shown) == len(flattrs)
+
+    close_period(cfg, period, periods.end_utc(period, cfg.tz))
+
+    for flattr_id, p in shown.items():
+        assert paid(flattr_id) == ("counted" if p.counted else "not_counted", p.share, p.fee), scenario
+    for g, proj in projections.items():  # the funds lost exactly the projected spend
+        assert ledger.balance(users[g].id, "funds") == people[g]["funds"] - proj.spend, scenario

@@ -146,6 +146,8 @@ def test_pages_cannot_be_framed_and_carry_security_headers(client, make_user):
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], path
         assert response.headers["X-Content-Type-Options"] == "nosniff", path
         assert response.headers["Referrer-Policy"], path
+        if path in ("/dashboard", "/dashboard/deposits", "/dashboard/payouts", "/dashboard/tokens", "/operator"):
+            assert response.headers["Cache-Control"] == "no-store", path
 
 
 def test_session_cookie_is_httponly_and_samesite(client, make_user):

@@ -105,6 +105,14 @@ def page_context():
     return {"node_cfg": node(), "reader_locale": reader_locale}
 
 
+@bp.after_request
+def private_pages(response):
+    """Pages for a signed-in person hold their money and e-mail: no caching."""
+    if current_user.is_authenticated:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 @bp.get("/")
 def index():
     cfg = node()
