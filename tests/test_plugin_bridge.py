@@ -254,3 +254,77 @@ def test_snippet_command_prints_markup_to_paste(cfg, make_user, tmp_path):
         assert result.exit_code == 1, (args, result.output)
         assert words in result.output and "Traceback" not in result.output, result.output
     assert run_cli(cfg, tmp_path, "--platform", "myspace", "--thing", "1").exit_code == 2
+
+
+# Minimal stand-ins for the WordPress functions the plugin calls, enough to run
+# its markup functions in the PHP CLI (php -l alone does not catch a wrong
+# sprintf or a misspelt call). WordPress itself is not installed here.
+WP_STUBS = r"""<?php
+define('ABSPATH', '/');
+$GLOBALS['wp_options'] = array();
+$GLOBALS['wp_hooks'] = array();
+function get_option($name, $default = false) { return isset($GLOBALS['wp_options'][$name]) ? $GLOBALS['wp_options'][$name] : $default; }
+function wp_parse_args($args, $defaults) { return array_merge($defaults, $args); }
+function untrailingslashit($s) { return rtrim($s, '/\\'); }
+function esc_url_raw($url, $protocols = null) {
+    $url = trim($url);
+    $scheme = strtolower((string) parse_url($url, PHP_URL_SCHEME));
+    return in_array($scheme, $protocols ? $protocols : array('http', 'https'), true) ? $url : '';
+}
+function esc_url($url) { return htmlspecialchars(esc_url_raw($url), ENT_QUOTES, 'UTF-8'); }
+function esc_attr($s) { return htmlspecialchars((string) $s, ENT_QUOTES, 'UTF-8'); }
+function esc_html_e($s) { echo htmlspecialchars($s, ENT_QUOTES, 'UTF-8'); }
+function __($s, $domain = '') { return $s; }
+function wp_strip_all_tags($s) { return trim(strip_tags($s)); }
+function absint($n) { return abs(intval($n)); }
+function add_shortcode($tag, $fn) { $GLOBALS['wp_hooks']['shortcode:' . $tag] = $fn; }
+function add_filter($hook, $fn, $p = 10, $n = 1) { $GLOBALS['wp_hooks'][$hook] = $fn; }
+function add_action($hook, $fn, $p = 10, $n = 1) { $GLOBALS['wp_hooks'][$hook] = $fn; }
+function shortcode_atts($defaults, $atts, $tag = '') { return array_merge($defaults, array_intersect_key((array) $atts, $defaults)); }
+function get_post() { return (object) array('ID' => 1, 'post_type' => 'post'); }
+function get_permalink($post = null) { return 'https://blog.example/2026/hello?a=1&b="x"'; }
+function get_the_title($post = null) { return 'Hello <script>alert(1)</script> "quoted"'; }
+function get_the_title_rss() { return get_the_title(); }
+function wp_enqueue_script() {}
+"""
+
+
+def test_wordpress_plugin_markup_runs_and_escapes(tmp_path):
+    php = shutil.which("php")
+    if php is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("php is not installed, and CI must run the WordPress plugin")
+        pytest.skip("php is not installed (apt-get install php-cli)")
+    script = tmp_path / "run.php"
+    script.write_text(
+        WP_STUBS
+        + f"require '{PLUGIN}';\n"
+        + r"""$GLOBALS['wp_options'][FLATTR_NODE_OPTION] = array('node' => 'https://node.example/', 'username' => 'ann');
+echo flattr_node_button(get_permalink(), get_the_title(), 'default'), "\n---\n";
+echo flattr_node_shortcode(array('id' => '12', 'size' => 'compact')), "\n---\n";
+flattr_node_rss_item(); echo "---\n";
+flattr_node_atom_entry(); echo "---\n";
+$GLOBALS['wp_options'][FLATTR_NODE_OPTION]['node'] = 'javascript:alert(1)';
+echo '[', flattr_node_button(get_permalink(), 'x'), "]\n";
+"""
+    )
+    result = subprocess.run([php, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Warning" not in result.stdout and not result.stderr, result.stdout + result.stderr
+    auto, by_id, rss, atom, refused = result.stdout.split("---\n")
+
+    link = fragment(auto).find(".//a")
+    query = parse_qs(urlsplit(link.get("href")).query)
+    assert link.get("href").startswith("https://node.example/submit/auto?")
+    assert query == {"user_id": ["ann"], "url": ['https://blog.example/2026/hello?a=1&b="x"'], "title": ['Hello alert(1) "quoted"']}
+    assert fragment(auto).find(".//script") is None
+    assert fragment(auto).find(".//img").get("alt") == 'Flattr this: Hello alert(1) "quoted"'
+
+    link = fragment(by_id).find(".//a")
+    assert (link.get("href"), link.get("data-flattr-thing")) == ("https://node.example/things/12/flattr", "12")
+    assert link.find("img").get("src") == "https://node.example/things/12/badge.svg?size=compact"
+
+    item = ET.fromstring(f'<item xmlns:atom="http://www.w3.org/2005/Atom">{rss}</item>').find("{http://www.w3.org/2005/Atom}link")
+    assert item.get("rel") == "payment" and parse_qs(urlsplit(item.get("href")).query)["user_id"] == ["ann"]
+    entry = ET.fromstring(f'<entry xmlns="http://www.w3.org/2005/Atom">{atom}</entry>').find("{http://www.w3.org/2005/Atom}link")
+    assert entry.get("href") == item.get("href")
+    assert refused.strip() == "[]"  # a node address that is not http(s) gives no button at all
