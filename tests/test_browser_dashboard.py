@@ -274,6 +274,8 @@ def test_the_seed_story_in_chromium(node, browser, tmp_path):
         assert p.text("#revenue") == "€1.00"
         p.go("/dashboard/history")
         assert "€1.00" in p.text("#months")
+        if name == "ann":
+            p.shot("history")
         p.go("/dashboard/payouts")
         p.submit("/dashboard/payouts", **{"payout-amount": "1.00"})
         assert "Withdrawal of €1.00 requested" in p.flash()
@@ -285,6 +287,7 @@ def test_the_seed_story_in_chromium(node, browser, tmp_path):
     # The operator pays them.
     p.sign_in("ops")
     p.go("/operator")
+    p.shot("operator")
     for _ in range(2):
         p.click(p.d.find_element(p.By.CSS_SELECTOR, '#payouts form[action$="/paid"] button'))
         assert "marked paid" in p.flash()

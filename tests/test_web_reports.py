@@ -92,6 +92,7 @@ def test_months_totals_after_a_close(cfg, make_user):
     months = reports.months(cfg, kim, now=at("2026-11", 2))
     assert [m.period for m in months][-2:] == [OCT, "2026-11"] and len(months) == 12
     october = months[-2]
+    assert months[0].status == "" and months[-1].status == "open"  # nobody flattred back then; November is current
     assert (october.status, october.given, october.received, october.flattrs_given, october.flattrs_received) == (
         "closed", 200, 400, 2, 2,
     )

@@ -99,7 +99,7 @@ def projection(cfg: Config, user: User, now: dt.datetime | None = None) -> Proje
 @dataclass
 class MonthTotals:
     period: str
-    status: str  # open | closing | closed
+    status: str  # open | closing | closed, or "" for a past month nobody flattred in
     given: int  # what the person's funds paid (shares, fees included)
     received: int  # what reached the person's revenue (shares less fees)
     flattrs_given: int
@@ -130,7 +130,7 @@ def months(cfg: Config, user: User, count: int = 12, now: dt.datetime | None = N
     }
     out = []
     for name in names:
-        state = status.get(name, "open")
+        state = status.get(name) or ("open" if name == current or name in given or name in received else "")
         closed = state == "closed"
         gn, gs = given.get(name, (0, 0))
         rn, rs = received.get(name, (0, 0))
