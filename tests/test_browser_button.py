@@ -87,19 +87,32 @@ the button only starts a flattr, and a page on the reader's own node confirms it
 <p>If you liked it, the button below sends me a share of your monthly budget.</p>
 <div class="support">{button} <span>flattrs this month</span></div>
 </article>
+{extra}
 {script}
 </body></html>
 """
 
+# A page on a third origin, framed by the blog (an ad, a comment widget):
+# it pretends to be the node and announces a count of 999.
+FORGER = """<!doctype html><html><body><p id="state">waiting</p><script>
+window.addEventListener("message", function (ev) {
+  if (ev.data !== "go") { return; }
+  parent.postMessage({type: "flattr-node:flattred", thing: THING_ID, count: 999, url: "POST_URL"}, "*");
+  parent.postMessage("forger-done", "*");  /* delivered after the forged one */
+  document.getElementById("state").textContent = "sent";
+});
+</script></body></html>
+"""
 
-def blog_page(node: str, thing_id: int, title: str):
+
+def blog_page(node: str, thing_id: int, title: str, extra: str = ""):
     """A blog platform's page handler: the button comes from the node through
     plugin_bridge's client, with the count as it is now."""
 
     def handler(_request):
         client = NodeClient(node, timeout=5)
         ref = pb.ThingRef.from_json(node, client.thing(thing_id))
-        return BLOG.format(title=title, payment=pb.payment_link_head(ref), button=pb.button_html(ref), script=pb.script_tag(node))
+        return BLOG.format(title=title, payment=pb.payment_link_head(ref), button=pb.button_html(ref), script=pb.script_tag(node), extra=extra)
 
     return handler
 
@@ -111,11 +124,16 @@ def world(cfg, make_user, tmp_path):
     make_user("kim", 500)
     make_user("lea", 500)
     pages: dict = {}
-    with serve_node(cfg) as (live, _app), serve_pages(pages, public_host="localhost") as blog:
+    third: dict = {}
+    with serve_node(cfg) as (live, _app), serve_pages(pages, public_host="localhost") as blog, serve_pages(third) as other:
         post = f"{blog}/2026/11/buttons.html"
         thing = things.register_thing(ann, {"url": post, "title": "How a Flattr button works in 2026"})
+        third["/forger.html"] = FORGER.replace("THING_ID", str(thing.id)).replace("POST_URL", post)
         pages["/2026/11/buttons.html"] = blog_page(live.base_url, thing.id, thing.title)
-        yield {"node": live.base_url, "post": post, "thing": thing, "tmp": tmp_path}
+        pages["/2026/11/with-widget.html"] = blog_page(
+            live.base_url, thing.id, thing.title, f'<iframe id="widget" src="{other}/forger.html" width="200" height="40"></iframe>'
+        )
+        yield {"node": live.base_url, "post": post, "blog": blog, "thing": thing, "tmp": tmp_path}
 
 
 def count_on(driver) -> str:
@@ -205,5 +223,34 @@ def test_without_javascript_by_links(world):
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".already")))
         assert "already flattred this thing this month" in driver.find_element(By.CSS_SELECTOR, ".already").text
         assert Flattr.select().where(Flattr.thing == world["thing"].id).count() == 1
+    finally:
+        driver.quit()
+
+
+def test_the_script_ignores_counts_from_other_origins(world):
+    """postMessage with checked origins: a framed page on another origin
+    cannot change the count shown on the blog."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = make_driver(world["tmp"] / "profile-forger")
+    try:
+        wait = WebDriverWait(driver, WAIT)
+        driver.get(world["blog"] + "/2026/11/with-widget.html")
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")  # button.js and the frame loaded
+        driver.set_script_timeout(WAIT)
+        # Ask the widget to forge; wait until its marker, sent after the forged
+        # message, arrives: by then the button script has seen the forgery.
+        got = driver.execute_async_script(
+            """var done = arguments[arguments.length - 1];
+            window.addEventListener("message", function (ev) { if (ev.data === "forger-done") { done(ev.origin); } });
+            document.getElementById("widget").contentWindow.postMessage("go", "*");"""
+        )
+        assert got.startswith("http://127.0.0.1:") and got != world["node"]
+        driver.switch_to.frame(driver.find_element(By.ID, "widget"))
+        assert driver.find_element(By.ID, "state").text == "sent"
+        driver.switch_to.default_content()
+        assert count_on(driver) == "0"
+        assert driver.execute_script("return document.querySelector('[data-flattr-count]').textContent") == "0"
     finally:
         driver.quit()
