@@ -48,6 +48,7 @@ def world(cfg, make_user):
 
 @pytest.mark.parametrize("who", ["operator", "member", "anonymous"])
 def test_every_state_changing_route_refuses_a_request_without_csrf_token(app, client, world, who):
+    csrf_token_of_another_session = csrf_token(app.test_client())
     if who != "anonymous":
         signin(client, "ops" if who == "operator" else "kim")
     rules = [r for r in app.url_map.iter_rules() if r.methods & UNSAFE]
@@ -59,12 +60,14 @@ def test_every_state_changing_route_refuses_a_request_without_csrf_token(app, cl
         for method in sorted(rule.methods & UNSAFE):
             forms = {"amount": "1", "monthly_budget": "5", "title": "x", "url": "https://kim.example/p", "name": "x", "username": "zed",
                      "email": "zed@example.org", "password": "correct horse", "new_password": "correct horse2", "confirm": "correct horse2"}
-            response = client.open(url, method=method, data=forms)
-            seen.append((method, url, response.status_code))
-            if who == "anonymous" and rule.rule.startswith("/api/"):
-                assert response.status_code in (400, 401, 403), (method, url, response.status_code)
-            else:
-                assert response.status_code in (400, 403), (method, url, response.status_code, response.get_data(as_text=True)[:300])
+            for token in (None, "forged-token", csrf_token_of_another_session):
+                data = dict(forms, csrf_token=token) if token else forms
+                response = client.open(url, method=method, data=data)
+                seen.append((method, url, response.status_code))
+                if who == "anonymous" and rule.rule.startswith("/api/"):
+                    assert response.status_code in (400, 401, 403), (method, url, response.status_code)
+                else:
+                    assert response.status_code in (400, 403), (method, url, token, response.status_code, response.get_data(as_text=True)[:300])
     assert state() == before, seen
 
 
