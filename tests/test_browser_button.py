@@ -254,3 +254,45 @@ def test_the_script_ignores_counts_from_other_origins(world):
         assert driver.execute_script("return document.querySelector('[data-flattr-count]').textContent") == "0"
     finally:
         driver.quit()
+
+
+def test_the_confirmation_page_cannot_be_framed(world):
+    """Clickjacking: a page on another origin frames the confirmation page of a
+    signed-in reader; the browser refuses to show it (frame-ancestors 'none')."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = make_driver(world["tmp"] / "profile-frame")
+    try:
+        wait = WebDriverWait(driver, WAIT)
+        confirm = f"{world['node']}/things/{world['thing'].id}/flattr"
+        driver.get(confirm)
+        sign_in(driver, wait, "kim")
+        wait.until(ec.element_to_be_clickable((By.ID, "confirm-flattr")))  # top-level: shown
+
+        driver.get(world["blog"] + "/2026/11/buttons.html")
+        driver.execute_script(
+            "var f = document.createElement('iframe'); f.id = 'trap'; f.src = arguments[0];"
+            "f.onload = function () { document.body.setAttribute('data-trap', 'loaded'); }; document.body.appendChild(f);",
+            confirm,
+        )
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-trap") == "loaded")
+        driver.switch_to.frame(driver.find_element(By.ID, "trap"))
+        assert not driver.find_elements(By.ID, "confirm-flattr")
+        assert not driver.find_elements(By.NAME, "username")
+        driver.switch_to.default_content()
+        assert Flattr.select().where(Flattr.thing == world["thing"].id).count() == 0
+
+        # The same way of looking does see into a page that allows framing.
+        driver.execute_script(
+            "var f = document.createElement('iframe'); f.id = 'open'; f.src = arguments[0];"
+            "f.onload = function () { document.body.setAttribute('data-open', 'loaded'); }; document.body.appendChild(f);",
+            world["post"],
+        )
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-open") == "loaded")
+        driver.switch_to.frame(driver.find_element(By.ID, "open"))
+        assert driver.find_elements(By.CSS_SELECTOR, "a.flattr-node-button")
+        driver.switch_to.default_content()
+    finally:
+        driver.quit()
