@@ -182,6 +182,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
 
     @app.errorhandler(ValueError)
     def nul_in_text(e: ValueError):
+        if dbmod.is_retryable(e):  # the connection pool is exhausted: busy, not broken
+            return db_busy(e)
         # PostgreSQL cannot hold NUL in text: psycopg2 refuses such a parameter.
         if "NUL (0x00)" not in str(e):
             return unexpected(e)

@@ -18,6 +18,7 @@ import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase
 
 DatabaseConnectError = OperationalError
 try:  # the driver's own class: peewee passes its deadlock errors through as they are
@@ -26,6 +27,8 @@ except ImportError:  # pragma: no cover - psycopg2-binary is a dependency
     DriverOperationalError = OperationalError
 
 database = DatabaseProxy()
+
+PG_POOL_SIZE = 32  # per process; waitress's threads, the scheduler and a margin
 
 SQLITE_PRAGMAS = (
     ("journal_mode", "wal"),
@@ -56,8 +59,14 @@ def make_database(url: str):
     if scheme in ("postgresql", "postgres"):
         parts = urlsplit(url)
         extra = dict(parse_qsl(parts.query))  # e.g. sslmode=require, options=-csearch_path=x
-        return PostgresqlDatabase(
+        # A pool: a new PostgreSQL connection costs a TCP handshake, a backend
+        # process and authentication, several milliseconds per request. The
+        # app's close() after each request hands the connection back instead.
+        return PooledPostgresqlDatabase(
             unquote(parts.path.lstrip("/")) or "postgres",
+            max_connections=PG_POOL_SIZE,
+            stale_timeout=300,
+            timeout=30,  # wait this long for a free connection, then fail (503)
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             host=parts.hostname or None,
@@ -69,6 +78,9 @@ def make_database(url: str):
 
 def bind(url: str):
     """Point the proxy at the database of `url` and return it."""
+    old = database.obj
+    if isinstance(old, PooledPostgresqlDatabase):
+        old.close_all()  # the pooled connections of the previous binding
     db = make_database(url)
     database.initialize(db)
     return db
@@ -118,7 +130,10 @@ def is_retryable(exc: BaseException) -> bool:
     if code in RETRYABLE_PGCODES:
         return True
     text = str(exc).lower()
-    return any(w in text for w in ("deadlock detected", "could not serialize", "database is locked", "database is busy"))
+    return any(
+        w in text
+        for w in ("deadlock detected", "could not serialize", "database is locked", "database is busy", "exceeded maximum connections")
+    )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,175 @@
+"""HTTP benchmark: flattrs and button/badge reads per second through the real
+`flattr-node serve` (waitress), each as a ratio to a trivial endpoint
+(`GET /healthz`) of the same server in the same run; then, optionally, the
+month close of bench/close_month.py on PostgreSQL.
+
+    .venv/bin/python bench/http.py                       # SQLite node
+    .venv/bin/python bench/http.py --database postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/http.py --close-on postgresql://postgres@127.0.0.1:5432/test
+
+Targets: flattr >= 50 % and badge >= 80 % of the trivial endpoint's rate.
+Ratios, not absolute numbers, are what compare across machines: the client
+threads share the CPU with the server, the same way for every endpoint.
+Exits 1 if a request failed (a 5xx, or a flattr that was not a 201).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is bench/http.py: run as a script, its folder would shadow the
+# standard library's `http` package that requests needs.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import requests  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from nodeproc import Server, drop_pg_schema, pg_schema, seed_people, write_config  # noqa: E402
+
+from flattr_node.config import Config, validate  # noqa: E402
+
+TARGETS = {"flattr": 0.50, "badge": 0.80, "button": 0.80}
+
+
+def measure(name: str, make_request, clients: int, seconds: float) -> dict:
+    """Requests per second of `make_request(session, worker, i)` from `clients` threads."""
+    counts, failures = [0] * clients, []
+    stop = time.monotonic() + seconds
+
+    def work(worker: int):
+        session = requests.Session()
+        i = 0
+        while time.monotonic() < stop:
+            ok, detail = make_request(session, worker, i)
+            i += 1
+            if ok:
+                counts[worker] += 1
+            else:
+                failures.append(detail)
+        session.close()
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - start
+    return {"endpoint": name, "requests": sum(counts), "seconds": round(elapsed, 2), "rate": sum(counts) / elapsed, "failures": failures[:5], "failed": len(failures)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", help="the node's database: default a new SQLite file; a postgresql:// URL gets a fresh schema")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per endpoint (default 8)")
+    parser.add_argument("--clients", type=int, default=8, help="client threads (default 8)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads (default 8)")
+    parser.add_argument("--people", type=int, default=120)
+    parser.add_argument("--close-on", metavar="URL", help="also run bench/close_month.py on this PostgreSQL server")
+    parser.add_argument("--close-args", default="", help="extra arguments for bench/close_month.py, e.g. '--small'")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="flattr-http-bench-"))
+    schema_name = None
+    if args.database and args.database.startswith("postgres"):
+        url, schema_name = pg_schema(args.database)
+    else:
+        url = args.database or f"sqlite:///{tmp / 'node.db'}"
+    results: dict = {"database": url.split("://")[0], "clients": args.clients, "waitress_threads": args.threads}
+    try:
+        print(f"seeding {args.people} people ...", file=sys.stderr)
+        data = seed_people(validate(Config(database=url, secret_key="x" * 32, scheduler=False)), people=args.people, things_per_person=3)
+        config = write_config(tmp / "config.toml", url, threads=args.threads)
+        server = Server(config, tmp / "serve.log")
+        tokens = [(uid, tok) for uid, tok in sorted(data["tokens"].items())]
+        things = data["things"]
+        owner_of = {t: tokens[i // 3][0] for i, t in enumerate(things)}
+        base = server.url
+        try:
+            # Every flattr is a new (person, thing) pair, so each one is a real insert.
+            pairs = [(tok, t) for uid, tok in tokens for t in things if owner_of[t] != uid]
+            random.Random(1).shuffle(pairs)
+            cursor = iter(pairs)
+            lock = threading.Lock()
+
+            def healthz(s, w, i):
+                r = s.get(base + "/healthz", timeout=60)
+                return r.status_code == 200, r.status_code
+
+            def button(s, w, i):
+                r = s.get(f"{base}/api/v1/things/{things[(w * 7919 + i) % len(things)]}", timeout=60)
+                return r.status_code == 200, r.status_code
+
+            def badge(s, w, i):
+                r = s.get(f"{base}/things/{things[(w * 7919 + i) % len(things)]}/badge.svg", timeout=60)
+                return r.status_code == 200, r.status_code
+
+            def flattr(s, w, i):
+                with lock:
+                    tok, t = next(cursor)
+                r = s.post(f"{base}/api/v1/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
+                return r.status_code == 201, (r.status_code, r.text[:200])
+
+            has_badge = requests.get(f"{base}/things/{things[0]}/badge.svg", timeout=30).status_code == 200
+            runs = [("healthz", healthz), ("button", button), ("flattr", flattr)]
+            if has_badge:
+                runs.insert(2, ("badge", badge))
+            for name, fn in runs:
+                print(f"measuring {name} ...", file=sys.stderr)
+                results[name] = measure(name, fn, args.clients, args.seconds)
+        finally:
+            server.stop()
+        trivial = results["healthz"]["rate"]
+        for name in ("button", "badge", "flattr"):
+            if name in results:
+                results[name]["ratio"] = round(results[name]["rate"] / trivial, 3)
+                results[name]["target"] = TARGETS[name]
+                results[name]["meets_target"] = results[name]["ratio"] >= TARGETS[name]
+        if args.close_on:
+            print("running bench/close_month.py on PostgreSQL ...", file=sys.stderr)
+            out = subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "close_month.py"), "--database", args.close_on, "--json", *args.close_args.split()],
+                capture_output=True, text=True, timeout=3600,
+            )
+            try:
+                results["close_month_postgresql"] = json.loads(out.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                results["close_month_postgresql"] = {"error": (out.stdout + out.stderr)[-2000:]}
+    finally:
+        if schema_name:
+            drop_pg_schema(args.database, schema_name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        print(f"database: {results['database']}, {args.clients} client threads, {args.threads} waitress threads, {args.seconds:g} s each")
+        for name in ("healthz", "button", "badge", "flattr"):
+            if name in results:
+                r = results[name]
+                extra = f"  ratio {r['ratio']:.2f} (target {r['target']:.2f}: {'met' if r['meets_target'] else 'NOT met'})" if "ratio" in r else ""
+                print(f"  {name:8} {r['rate']:8.1f} req/s  ({r['requests']} in {r['seconds']} s, {r['failed']} failed){extra}")
+        if "close_month_postgresql" in results:
+            print("close_month on PostgreSQL:", json.dumps(results["close_month_postgresql"], default=str))
+    failed = sum(results[n]["failed"] for n in ("healthz", "button", "badge", "flattr") if n in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("FLATTR_NODE_LOG_LEVEL", "WARNING")
+    sys.exit(main())
