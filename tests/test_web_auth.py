@@ -201,3 +201,32 @@ def test_without_smtp_the_reset_page_says_to_ask_the_operator(client):
     assert "sends no e-mail" in page
     response = post(client, "/password/forgot", {"email": "kim@example.org"})
     assert response.status_code == 422
+
+
+def test_only_one_first_person_becomes_operator_when_sign_ups_race(cfg, db):
+    """Several people sign up at the same instant on a fresh node (threads,
+    one connection each): exactly one of them is the operator."""
+    import threading
+
+    from flattr_node import db as dbmod
+    from flattr_node.services import invites
+
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def sign(name):
+        with dbmod.database.connection_context():
+            barrier.wait()
+            try:
+                invites.sign_up(cfg, name, f"{name}@example.org", "correct horse")
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+    threads = [threading.Thread(target=sign, args=(f"racer{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert User.select().count() == 4
+    assert User.select().where(User.is_operator).count() == 1
