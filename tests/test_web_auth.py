@@ -230,3 +230,34 @@ def test_only_one_first_person_becomes_operator_when_sign_ups_race(cfg, db):
     assert not errors
     assert User.select().count() == 4
     assert User.select().where(User.is_operator).count() == 1
+
+
+def test_one_invite_code_racing_lets_in_exactly_one(cfg, db, make_user):
+    import threading
+
+    from flattr_node import db as dbmod
+    from flattr_node.services import invites
+
+    cfg = cfg.with_(signup="invite", invites_per_member=1)
+    ops = make_user("ops", operator=True)
+    code = invites.invites_of(cfg, ops)[0].code
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def sign(name):
+        with dbmod.database.connection_context():
+            barrier.wait()
+            try:
+                invites.sign_up(cfg, name, f"{name}@example.org", "correct horse", code)
+                outcomes.append("in")
+            except Exception as e:  # noqa: BLE001 - counted below
+                outcomes.append(getattr(e, "code", repr(e)))
+
+    threads = [threading.Thread(target=sign, args=(f"racer{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["in", "validation", "validation", "validation"]
+    assert User.select().count() == 2
+    assert Invite.get(Invite.code == code).used_by.username.startswith("racer")
