@@ -151,4 +151,8 @@ def load(explicit: str | None = None) -> Config:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: not UTF-8 text ({e.reason})") from None
+    except OSError as e:  # a directory, no permission, ...
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror or e}") from None
     return from_mapping(data, source=str(path))
