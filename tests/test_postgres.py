@@ -207,3 +207,70 @@ def test_migrate_db_refuses_a_bad_target_clearly(tmp_path, bad):
     result = cli(config, "migrate-db", "--to", bad, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("flattr-node: ") and "Traceback" not in result.stderr
+
+
+def real_conflict(database_url: str) -> Exception:
+    """A real conflict error from the database under test: a deadlock between
+    two PostgreSQL sessions, or SQLite's "database is locked"."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        path = dbmod.sqlite_path(database_url)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            impatient = dbmod.NodeSqliteDatabase(path, timeout=0)
+            with impatient.connection_context():
+                impatient.execute_sql("BEGIN IMMEDIATE")
+        except Exception as e:
+            return e
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        raise AssertionError("no lock error")
+    import psycopg2
+
+    dsn = database_url
+    a, b = psycopg2.connect(dsn), psycopg2.connect(dsn)
+    try:
+        a.cursor().execute("CREATE TABLE IF NOT EXISTS conflict_probe (id int primary key)")
+        a.commit()
+        a.cursor().execute("INSERT INTO conflict_probe VALUES (1), (2) ON CONFLICT DO NOTHING")
+        a.commit()
+        a.cursor().execute("UPDATE conflict_probe SET id = id WHERE id = 1")
+        b.cursor().execute("UPDATE conflict_probe SET id = id WHERE id = 2")
+        errors = []
+
+        def cross(conn, row):
+            try:
+                conn.cursor().execute("UPDATE conflict_probe SET id = id WHERE id = %s", (row,))
+            except Exception as e:
+                errors.append(e)
+            conn.rollback()
+
+        t = threading.Thread(target=cross, args=(a, 2))
+        t.start()
+        cross(b, 1)
+        t.join()
+        assert errors, "no deadlock"
+        return errors[0]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_database_conflicts_answer_503_with_retry_after(app, database_url):
+    """A deadlock or serialization failure (PostgreSQL) or a lock timeout
+    (SQLite) that escapes a service reaches the client as 503 server_busy
+    with Retry-After, never as a 500."""
+    error = real_conflict(database_url.split("?")[0] if database_url.startswith("sqlite") else database_url)
+    assert dbmod.is_retryable(error), repr(error)
+
+    @app.get("/api/v1/test-conflict")
+    def conflict():
+        raise error
+
+    response = app.test_client().get("/api/v1/test-conflict")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert response.get_json()["error"] == "server_busy"
