@@ -190,6 +190,11 @@ def test_badge_is_cacheable_and_sets_no_cookie(client, make_user, cfg):
     unregistered = client.get("/badge.svg?url=https://ann.example/not-yet")
     assert "0" in [t.text for t in ET.fromstring(unregistered.data).iter("{http://www.w3.org/2000/svg}text")]
     assert client.get("/badge.svg?url=javascript:alert(1)").status_code == 422
+    # Errors of the session-free endpoints are ordinary error pages, never a 500.
+    assert client.get("/oembed?url=https://nobody.example/").status_code == 404
+    assert client.get(f"/oembed?url=http://node.test/things/{thing.id}&maxwidth=x").status_code == 422
+    ok = client.get(f"/oembed?url=http://node.test/things/{thing.id}")
+    assert ok.status_code == 200 and "Set-Cookie" not in ok.headers and "Cookie" not in ok.headers.get("Vary", "")
 
 
 def test_thing_json_has_the_count_for_any_origin(client, make_user, cfg):

@@ -29,7 +29,9 @@ def cfg():
 
 def no_session() -> None:
     """This response must not read or write the session: no Set-Cookie, no
-    Vary: Cookie, so caches may share it (the badge, the scripts, oEmbed)."""
+    Vary: Cookie, so caches may share it (the badge, the scripts, oEmbed).
+    Called once the view has succeeded: error pages render with the session
+    like every other page (and are not cached)."""
     request_ctx._session = current_app.session_interface.make_null_session(current_app)
 
 
@@ -187,6 +189,7 @@ def _size_arg() -> str:
 
 
 def _badge(count: int, size: str, tag: str):
+    no_session()
     response = current_app.response_class(pb.badge_svg(count, size), mimetype="image/svg+xml")
     # Stored by browsers and caches, but revalidated on every view (a cheap
     # 304 thanks to the ETag): a reader who just flattred sees the new count.
@@ -199,7 +202,6 @@ def _badge(count: int, size: str, tag: str):
 
 @bp.get("/things/<int:thing_id>/badge.svg")
 def badge(thing_id):
-    no_session()
     thing = things_service.get_thing(thing_id)
     return _badge(flattring.count_this_period(cfg(), thing.id), _size_arg(), f"t{thing.id}")
 
@@ -207,7 +209,6 @@ def badge(thing_id):
 @bp.get("/badge.svg")
 def badge_by_url():
     """The badge of a URL (an auto-submit button): 0 until its first flattr."""
-    no_session()
     url = request.args.get("url", "")
     try:
         key = pb.safe_url(url)
@@ -268,7 +269,6 @@ def _dimension(name: str) -> int | None:
 @bp.get("/oembed")
 def oembed():
     """oEmbed 1.0 provider (type rich) for thing pages, thing URLs and auto-submit URLs."""
-    no_session()
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "xml"):
         abort(501, description=f"format {fmt[:20]!r} is not supported: use json or xml")
@@ -278,6 +278,7 @@ def oembed():
     maxwidth, maxheight = _dimension("maxwidth"), _dimension("maxheight")
     target = embeds.resolve(cfg(), url)
     doc = pb.oembed(target, maxwidth=maxwidth, maxheight=maxheight)
+    no_session()  # only now: an error page above may use the session like any page
     if fmt == "xml":
         response = current_app.response_class(pb.oembed_xml(doc), mimetype="text/xml")
     else:
