@@ -261,3 +261,27 @@ def test_one_invite_code_racing_lets_in_exactly_one(cfg, db, make_user):
     assert sorted(outcomes) == ["in", "validation", "validation", "validation"]
     assert User.select().count() == 2
     assert Invite.get(Invite.code == code).used_by.username.startswith("racer")
+
+
+def test_a_new_password_signs_out_the_other_sessions(app, client, make_user):
+    make_user("kim")
+    other = app.test_client()
+    signin(client, "kim")
+    signin(other, "kim")
+    assert other.get("/dashboard").status_code == 200
+    changed = post(client, "/account/password", {"current_password": "correct horse", "new_password": "a new secret", "confirm": "a new secret"}, token_from="/dashboard")
+    assert changed.status_code == 302
+    assert client.get("/dashboard").status_code == 200  # this session stays
+    stale = other.get("/dashboard")
+    assert stale.status_code == 302 and "/signin" in stale.headers["Location"]
+
+
+def test_a_password_reset_signs_out_every_session(mail_client, make_user):
+    client, inbox = mail_client
+    make_user("kim")
+    signed_in = client.application.test_client()
+    signin(signed_in, "kim")
+    post(client, "/password/forgot", {"email": "kim@example.org"})
+    path = link_in(inbox.messages[0][1])
+    assert post(client, path, {"new_password": "brand new secret", "confirm": "brand new secret"}).status_code == 302
+    assert signed_in.get("/dashboard").status_code == 302

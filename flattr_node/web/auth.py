@@ -7,9 +7,10 @@ process: a node with several processes multiplies the limit by their number).
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from limits import parse
@@ -41,6 +42,37 @@ def rate_limit(name: str, *key: str) -> None:
     item = LIMITS[name]
     if not limiter.hit(item, name, *key):
         raise RateLimited(f"too many attempts: wait a minute and try again (at most {item.amount} per {item.GRANULARITY.name})")
+
+
+def auth_fingerprint(user) -> str:
+    """Changes when the password does: a session keeps it from its sign-in,
+    so a new password signs out every other session (as Django does)."""
+    key = current_app.secret_key.encode()
+    return hmac.new(key, user.password_hash.encode(), "sha256").hexdigest()[:32]
+
+
+def start_session(user) -> None:
+    login_user(user)
+    session["auth_fp"] = auth_fingerprint(user)
+
+
+@bp.record_once
+def _end_stale_sessions(state) -> None:
+    """A session from before the last password change loads no user: the
+    app's user loader is wrapped, so the check runs only when a page asks
+    who is signed in (cookie-free pages such as the badge never do)."""
+    manager = state.app.login_manager
+    load = manager._user_callback  # the loader app.py registered
+
+    def load_if_current(user_id: str):
+        user = load(user_id)
+        if user is None:
+            return None
+        if not hmac.compare_digest(str(session.get("auth_fp", "")), auth_fingerprint(user)):
+            return None
+        return user
+
+    manager.user_loader(load_if_current)
 
 
 def client_address() -> str:
@@ -94,7 +126,7 @@ def signin():
     if form.validate_on_submit():
         user = people.authenticate(form.username.data, form.password.data)
         if user is not None:
-            login_user(user)
+            start_session(user)
             return redirect(next_url)
         form.password.errors.append("That username and password do not match.")
     return render_template("signin.html", form=form, next_url=next_url), (200 if not form.errors else 422)
@@ -124,7 +156,7 @@ def signup():
         except FlattrError as e:
             form_error(form, e)
         else:
-            login_user(user)
+            start_session(user)
             if user.is_operator:
                 flash("Welcome! You are the first person on this node, so you are its operator.")
             else:
@@ -154,7 +186,8 @@ def password_change():
                 e.field = "new_password"
             form_error(form, e)
         else:
-            flash("Your password is changed.")
+            session["auth_fp"] = auth_fingerprint(me())  # this session stays; the others end
+            flash("Your password is changed: your other sessions are signed out.")
             return redirect(url_for("web.dashboard"))
     return render_template("password_change.html", form=form), (422 if form.errors else 200)
 
