@@ -1,0 +1,558 @@
+"""Benchmark of the month close (the issue "The node's heart").
+
+Builds a month of flattrs through the real schema, closes it with the real
+code (`closing.close_period`) in a child process, and prints the time, the
+child's peak memory and the ratio to a plain `sqlite3` baseline that writes
+as many rows, in as many transactions, in the same run. Then it checks the
+ledger and the sums, and exits 1 if anything is wrong.
+
+    .venv/bin/python bench/close_month.py            # 1,000,000 flattrs
+    .venv/bin/python bench/close_month.py --small    # 10,000 flattrs, a sanity run
+    .venv/bin/python bench/close_month.py --database postgresql://postgres@127.0.0.1:5432/test
+
+Target (SQLite, 2 cores): under 20 s, under 300 MB, ratio under 3.
+See bench/README.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run as a script, bench/ comes first on sys.path, where bench/http.py would
+# hide the standard library's http package from what we import.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flattr_node import db as dbmod  # noqa: E402
+from flattr_node import ledger, schema  # noqa: E402
+from flattr_node.config import Config, validate  # noqa: E402
+from flattr_node.models import Account, ClosePlan, Deposit, Flattr, Period, Posting, Thing, Txn, User  # noqa: E402
+
+PERIOD = "2026-10"
+MONTH_START = dt.datetime(2026, 10, 1)
+MONTH_SECONDS = 31 * 86400
+CLOSE_AT = dt.datetime(2026, 11, 1, 0, 5)
+BUILT_AT = dt.datetime(2026, 9, 30, 12, 0)
+TARGET_SECONDS, TARGET_MB, TARGET_RATIO = 20.0, 300.0, 3.0
+CHUNK = 20000
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+# -- the database under test ---------------------------------------------------------------
+
+
+class Target:
+    """A fresh database for one run: a SQLite file, or a new PostgreSQL schema."""
+
+    def __init__(self, url: str | None, keep: bool):
+        self.keep = keep
+        self.tmpdir = None
+        self.schema = None
+        self.base = url
+        if not url or urlsplit(url).scheme == "sqlite":
+            if url:
+                path = Path(dbmod.sqlite_path(url))
+                if path.exists():
+                    raise SystemExit(f"{path} exists: the bench needs a new file")
+            else:
+                self.tmpdir = tempfile.mkdtemp(prefix="flattr-bench-")
+                path = Path(self.tmpdir) / "close_month.db"
+            self.path = path
+            self.url = f"sqlite:///{path}"
+        elif urlsplit(url).scheme in ("postgresql", "postgres"):
+            import psycopg2
+
+            self.schema = f"bench_{uuid.uuid4().hex[:12]}"
+            with psycopg2.connect(url) as conn:
+                conn.autocommit = True
+                conn.cursor().execute(f"CREATE SCHEMA {self.schema}")
+            sep = "&" if "?" in url else "?"
+            self.url = f"{url}{sep}options={quote('-csearch_path=' + self.schema)}"
+        else:
+            raise SystemExit(f"unsupported database URL: {url}")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.schema is None
+
+    def where(self) -> str:
+        return str(self.path) if self.is_sqlite else f"schema {self.schema} of {self.base}"
+
+    def drop(self) -> None:
+        if self.keep:
+            return
+        if self.schema:
+            import psycopg2
+
+            conn = psycopg2.connect(self.base)
+            conn.autocommit = True
+            conn.cursor().execute(f"DROP SCHEMA {self.schema} CASCADE")
+            conn.close()
+        elif self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+
+# -- building the month ----------------------------------------------------------------------
+
+
+def _reference(n: int) -> str:
+    chars = ""
+    for _ in range(8):
+        n, r = divmod(n, 32)
+        chars += _CROCKFORD[r]
+    return f"FN-{chars[:4]}-{chars[4:]}"
+
+
+def _bulk(model, fields: list[str], rows, postgres: bool) -> None:
+    """Insert rows (tuples in `fields` order) in chunks through the raw driver."""
+    table = model._meta.table_name
+    columns = ", ".join(model._meta.fields[f].column_name for f in fields)
+    cursor = dbmod.database.cursor()
+    chunk: list[tuple] = []
+
+    def flush():
+        if not chunk:
+            return
+        if postgres:
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor, f'INSERT INTO "{table}" ({columns}) VALUES %s', chunk, page_size=5000)
+        else:
+            marks = ", ".join("?" * len(fields))
+            cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', chunk)
+        chunk.clear()
+
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= CHUNK:
+            flush()
+    flush()
+
+
+def _fix_sequences(postgres: bool) -> None:
+    """The build chose ids itself; PostgreSQL's sequences must follow."""
+    if not postgres:
+        return
+    for model in (User, Account, Txn, Posting, Thing, Flattr, Deposit):
+        table = model._meta.table_name
+        dbmod.database.execute_sql(
+            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), (SELECT MAX(id) FROM \"{table}\"))"
+        )
+
+
+def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
+    """Fill the bound, migrated, empty database with one month; return what the
+    close must do, computed here independently of the closing code."""
+    if things < per_person + 1:
+        raise SystemExit("--things must exceed --flattrs-per-person")
+    database = dbmod.database
+    owners_pool = max(2, people // 10 + 7)  # givers who also own things (not a divisor of --things)
+    loners = max(1, people // 100)  # people who own things but give nothing (R8)
+    stamp = BUILT_AT if postgres else BUILT_AT.isoformat(" ")
+
+    def when(seconds: int):
+        moment = MONTH_START + dt.timedelta(seconds=seconds)
+        return moment if postgres else moment.isoformat(" ")
+
+    budgets, funds = {}, {}
+    for g in range(1, people + 1):
+        budgets[g] = 200 + (g * 37) % 9801
+        if g % 100 == 1:
+            funds[g] = 0  # gives, but has no money: spends nothing
+        elif g % 7 == 0:
+            funds[g] = budgets[g] // 2 + 1  # less than the budget
+        else:
+            funds[g] = budgets[g] + (g % 500) * 10
+
+    def owner_of(t: int) -> int:
+        if t % 20 == 0:
+            return people + 1 + (t // 20) % loners
+        return (t * 7919) % owners_pool + 1
+
+    if not postgres:  # only to build faster: the close runs in another process, with its own settings
+        database.execute_sql("PRAGMA cache_size = -262144")
+    with database.atomic():
+        node = dict(Account.select(Account.kind, Account.id).where(Account.user.is_null()).tuples())
+        first_account = (Account.select(Account.id).order_by(Account.id.desc()).scalar() or 0) + 1
+
+        def account_id(user_id: int, kind: str) -> int:
+            return first_account + 2 * (user_id - 1) + (kind == "revenue")
+
+        everyone = people + loners
+        _bulk(
+            User,
+            ["id", "username", "email", "password_hash", "display_name", "about", "url", "is_operator",
+             "is_suspended", "show_flattrs", "monthly_budget", "monthly_topup", "created_at"],
+            (
+                (u, f"u{u}", f"u{u}@bench.example", "!bench: no password", "", "", "", False, False, False,
+                 budgets.get(u, 200), 0, stamp)
+                for u in range(1, everyone + 1)
+            ),
+            postgres,
+        )
+        _bulk(
+            Account,
+            ["id", "code", "kind", "user", "balance"],
+            (
+                (account_id(u, kind), f"user:{u}:{kind}", kind, u, funds.get(u, 0) if kind == "funds" else 0)
+                for u in range(1, everyone + 1)
+                for kind in ("funds", "revenue")
+            ),
+            postgres,
+        )
+        depositors = [g for g in range(1, people + 1) if funds[g] > 0]
+        _bulk(Txn, ["id", "key", "kind", "memo", "created_at"],
+              ((i, f"deposit:{i}:confirm", "deposit", _reference(i), stamp) for i in range(1, len(depositors) + 1)), postgres)
+        _bulk(
+            Posting,
+            ["id", "txn", "account", "amount"],
+            (
+                row
+                for i, g in enumerate(depositors, 1)
+                for row in ((2 * i - 1, i, node["external"], -funds[g]), (2 * i, i, account_id(g, "funds"), funds[g]))
+            ),
+            postgres,
+        )
+        _bulk(
+            Deposit,
+            ["id", "user", "amount", "reference", "status", "created_at", "confirmed_at", "txn"],
+            ((i, g, funds[g], _reference(i), "confirmed", stamp, stamp, i) for i, g in enumerate(depositors, 1)),
+            postgres,
+        )
+        deposited = sum(funds.values())
+        Account.update(balance=Account.balance - deposited).where(Account.id == node["external"]).execute()
+        _bulk(
+            Thing,
+            ["id", "owner", "url", "title", "description", "category", "language", "tags", "hidden", "archived", "created_at"],
+            ((t + 1, owner_of(t), f"https://bench.example/t/{t + 1}", f"Thing {t + 1}", "", "text", "", "", False, False, stamp)
+             for t in range(things)),
+            postgres,
+        )
+
+        stride = things // per_person
+        counted = 0
+        spend = 0
+        paying = 0
+
+        def flattrs():
+            """Every giver's flattrs, then numbered in the order of time, as a
+            month of clicks would have numbered them."""
+            nonlocal counted, spend, paying
+            month = []
+            for g in range(1, people + 1):
+                chosen: set[int] = set()
+                counts = 0
+                for j in range(per_person):
+                    t = (g * 131 + j * stride) % things
+                    while owner_of(t) == g or t in chosen:
+                        t = (t + 1) % things
+                    chosen.add(t)
+                    owner = owner_of(t)
+                    if owner <= people:  # the owner gives this month: it counts (R8)
+                        counts += 1
+                    month.append(((g * 7919 + j * 104729) % MONTH_SECONDS, g, t + 1, owner))
+                counted += counts
+                if counts:
+                    s = min(budgets[g], funds[g])
+                    spend += s
+                    paying += s > 0
+            month.sort()
+            for fid, (seconds, g, thing, owner) in enumerate(month, 1):
+                yield (fid, g, thing, owner, PERIOD, when(seconds), "pending")
+
+        _bulk(Flattr, ["id", "giver", "thing", "owner", "period", "created_at", "status"], flattrs(), postgres)
+        Period.insert(name=PERIOD).on_conflict_ignore().execute()
+        _fix_sequences(postgres)
+    if postgres:
+        database.execute_sql("ANALYZE")
+    return {
+        "people": everyone,
+        "givers": people,
+        "things": things,
+        "flattrs": people * per_person,
+        "counted": counted,
+        "paying_givers": paying,
+        "spend": spend,
+        "deposited": deposited,
+    }
+
+
+# -- the close, in a child process ---------------------------------------------------------------
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def close_child(url: str, batch_size: int, fee_percent: int) -> None:
+    """Runs in a fresh interpreter: bind, close the month, report as JSON."""
+    from flattr_node.services import closing
+
+    cfg = validate(Config(database=url, scheduler=False, close_batch_size=batch_size, fee_percent=fee_percent))
+    database = dbmod.bind(url)
+    database.connect()
+    rss_before = _rss_kb()
+    started = time.perf_counter()
+    period = closing.close_period(cfg, PERIOD, CLOSE_AT)
+    seconds = time.perf_counter() - started
+    database.close()
+    print(json.dumps({
+        "seconds": seconds,
+        "rss_before_kb": rss_before,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "status": period.status,
+    }))
+
+
+def run_close(url: str, batch_size: int, fee_percent: int) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--close-child", url, "--batch-size", str(batch_size), "--fee-percent", str(fee_percent)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"FAIL: the close exited with {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- after the close: the ledger and the sums -------------------------------------------------------
+
+
+def rows_written() -> dict:
+    """What the close wrote, counted in the closed database."""
+    db = dbmod.database
+    close_txns = f"SELECT id FROM txn WHERE kind = 'close' AND memo = {db.param}"
+
+    def one(sql, *params):
+        return db.execute_sql(sql, params).fetchone()[0]
+
+    return {
+        "flattr_updates": Flattr.select().where(Flattr.period == PERIOD).count(),
+        "close_plan": ClosePlan.select().where(ClosePlan.period == PERIOD).count(),
+        "txn": Txn.select().where((Txn.kind == "close") & (Txn.memo == PERIOD)).count(),
+        "posting": one(f"SELECT COUNT(*) FROM posting WHERE txn_id IN ({close_txns})", PERIOD),
+        "account_updates": one(f"SELECT COUNT(DISTINCT account_id) FROM posting WHERE txn_id IN ({close_txns})", PERIOD),
+    }
+
+
+def verify(expected: dict, fee_percent: int) -> dict:
+    """Check the ledger and the close's sums; `problems` lists what is wrong."""
+    db = dbmod.database
+    p = db.param
+    started = time.perf_counter()
+    problems = list(ledger.check_ledger().problems)
+    by_kind = {
+        kind: int(total)  # PostgreSQL sums to Decimal
+        for kind, total in db.execute_sql(
+            "SELECT a.kind, COALESCE(SUM(x.amount), 0) FROM posting x JOIN txn t ON t.id = x.txn_id "
+            f"JOIN account a ON a.id = x.account_id WHERE t.kind = 'close' AND t.memo = {p} GROUP BY a.kind",
+            (PERIOD,),
+        ).fetchall()
+    }
+    spent = -by_kind.get("funds", 0)
+    distributed = by_kind.get("revenue", 0)
+    fees = by_kind.get("fees", 0)
+    planned = ClosePlan.select(ClosePlan.spend).where(ClosePlan.period == PERIOD).tuples()
+    planned = int(sum(s for (s,) in planned))
+    period = Period.get_or_none(Period.name == PERIOD)
+    if period is None or period.status != "closed":
+        problems.append(f"period {PERIOD} is not closed")
+    else:
+        if (period.distributed, period.fees) != (distributed, fees):
+            problems.append(
+                f"period says distributed {period.distributed} + fees {period.fees}, "
+                f"the ledger says {distributed} + {fees}"
+            )
+        if (period.flattrs, period.counted, period.givers) != (expected["flattrs"], expected["counted"], expected["paying_givers"]):
+            problems.append(
+                f"period counts flattrs/counted/givers {period.flattrs}/{period.counted}/{period.givers}, "
+                f"expected {expected['flattrs']}/{expected['counted']}/{expected['paying_givers']}"
+            )
+    if distributed + fees != spent:
+        problems.append(f"distributed {distributed} + fees {fees} = {distributed + fees} != givers' spends {spent}")
+    if spent != planned or spent != expected["spend"]:
+        problems.append(f"givers spent {spent}; the plan says {planned}; min(budget, funds) says {expected['spend']}")
+    if fee_percent == 0 and fees != 0:
+        problems.append(f"fees {fees} with fee_percent 0")
+    unpaid = ClosePlan.select().where((ClosePlan.period == PERIOD) & (ClosePlan.spend > 0) & ClosePlan.txn.is_null()).count()
+    if unpaid:
+        problems.append(f"{unpaid} planned givers were not paid")
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "spent": spent,
+        "distributed": distributed,
+        "fees": fees,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# -- the baseline ------------------------------------------------------------------------------------
+
+
+def baseline(first: int, rest: int, batches: int) -> float:
+    """Plain stdlib sqlite3: write `first` rows in one transaction (the plan),
+    then `rest` rows spread over `batches` transactions (the apply), into a
+    fresh WAL file with synchronous=FULL. Returns the seconds it took."""
+    tmp = tempfile.mkdtemp(prefix="flattr-baseline-")
+    try:
+        conn = sqlite3.connect(os.path.join(tmp, "baseline.db"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE row (id INTEGER PRIMARY KEY, a INTEGER NOT NULL, b INTEGER NOT NULL, c INTEGER NOT NULL)")
+        sizes = [first] + [rest // batches + (i < rest % batches) for i in range(batches)]
+        started = time.perf_counter()
+        n = 0
+        for size in sizes:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO row (id, a, b, c) VALUES (?, ?, ?, ?)", ((n + i, i, i * 7, i % 1000) for i in range(size)))
+            conn.execute("COMMIT")
+            n += size
+        seconds = time.perf_counter() - started
+        conn.close()
+        return seconds
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=100_000, help="people who give (default 100000)")
+    parser.add_argument("--things", type=int, default=20_000, help="things (default 20000)")
+    parser.add_argument("--flattrs-per-person", type=int, default=10, help="distinct things each person flattrs (default 10)")
+    parser.add_argument("--batch-size", type=int, default=None, help="close_batch_size (default: the config default)")
+    parser.add_argument("--fee-percent", type=int, default=0, help="the node's fee (default 0, the config default)")
+    parser.add_argument("--database", default=None, help="sqlite:///new-file.db or a postgresql:// URL (a fresh schema is made and dropped)")
+    parser.add_argument("--keep", action="store_true", help="keep the database after the run")
+    parser.add_argument("--small", action="store_true", help="a quick sanity run: 1000 people, 200 things, 10,000 flattrs")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--close-child", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.small:
+        args.people, args.things = 1000, 200
+    if args.batch_size is None:
+        args.batch_size = Config().close_batch_size
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.close_child:
+        close_child(args.close_child, args.batch_size, args.fee_percent)
+        return 0
+    say = (lambda *a: None) if args.json else print
+    load = os.getloadavg()
+    target = Target(args.database, args.keep)
+    try:
+        database = dbmod.bind(target.url)
+        database.connect()
+        started = time.perf_counter()
+        schema.migrate()
+        expected = build(args.people, args.things, args.flattrs_per_person, not target.is_sqlite)
+        build_seconds = time.perf_counter() - started
+        database.close()
+        say(f"built {expected['flattrs']:,} flattrs by {expected['givers']:,} people on {expected['things']:,} things "
+            f"in {build_seconds:.1f} s ({target.where()})")
+
+        close = run_close(target.url, args.batch_size, args.fee_percent)
+        say(f"close (batch size {args.batch_size}): {close['seconds']:.2f} s, peak RSS {close['peak_rss_kb'] / 1024:.0f} MB "
+            f"(RSS {close['rss_before_kb'] / 1024:.0f} MB before the close)")
+
+        database.connect()
+        written = rows_written()
+        check = verify(expected, args.fee_percent)
+        database.close()
+
+        paying = written["txn"]
+        batches = max(1, -(-paying // args.batch_size))
+        total_rows = sum(written.values())
+        base = baseline(written["flattr_updates"] + written["close_plan"], total_rows - written["flattr_updates"] - written["close_plan"], batches)
+        ratio = close["seconds"] / base
+        load_after = os.getloadavg()
+        say(f"rows written: {total_rows:,} ({', '.join(f'{k} {v:,}' for k, v in written.items())}) in {1 + batches} transactions")
+        say(f"baseline (plain sqlite3, same rows and transactions): {base:.2f} s; ratio {ratio:.2f}")
+        say(f"sums: givers spent {check['spent']:,} = distributed {check['distributed']:,} + fees {check['fees']:,}; "
+            f"expected spend {expected['spend']:,}; ledger checked in {check['seconds']:.1f} s")
+        say(f"load average before {load[0]:.2f}, after {load_after[0]:.2f}")
+        result = {
+            "ok": check["ok"],
+            "problems": check["problems"],
+            "database": "sqlite" if target.is_sqlite else "postgresql",
+            "people": expected["people"],
+            "givers": expected["givers"],
+            "things": expected["things"],
+            "flattrs": expected["flattrs"],
+            "counted": expected["counted"],
+            "batch_size": args.batch_size,
+            "fee_percent": args.fee_percent,
+            "build_seconds": round(build_seconds, 2),
+            "close_seconds": round(close["seconds"], 3),
+            "peak_rss_mb": round(close["peak_rss_kb"] / 1024, 1),
+            "rss_before_close_mb": round(close["rss_before_kb"] / 1024, 1),
+            "rows_written": written,
+            "rows_total": total_rows,
+            "transactions": 1 + batches,
+            "baseline_seconds": round(base, 3),
+            "ratio": round(ratio, 2),
+            "spent": check["spent"],
+            "distributed": check["distributed"],
+            "fees": check["fees"],
+            "expected_spend": expected["spend"],
+            "load": [round(load[0], 2), round(load_after[0], 2)],
+        }
+        if args.json:
+            print(json.dumps(result))
+        if not check["ok"]:
+            print("FAIL: the ledger is wrong after the close:", file=sys.stderr)
+            for problem in check["problems"]:
+                print("  " + problem, file=sys.stderr)
+            return 1
+        if target.is_sqlite and not args.small:
+            misses = [
+                name for name, value, limit in (
+                    ("time", close["seconds"], TARGET_SECONDS),
+                    ("memory", close["peak_rss_kb"] / 1024, TARGET_MB),
+                    ("ratio", ratio, TARGET_RATIO),
+                ) if value >= limit
+            ]
+            say(f"targets (< {TARGET_SECONDS:.0f} s, < {TARGET_MB:.0f} MB, ratio < {TARGET_RATIO:.0f}): "
+                + ("met" if not misses else "MISSED: " + ", ".join(misses)))
+        say("ledger OK")
+        return 0
+    finally:
+        if not dbmod.database.is_closed():
+            dbmod.database.close()
+        target.drop()
+        if args.keep:
+            say(f"kept {target.where()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
