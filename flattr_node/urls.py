@@ -19,6 +19,10 @@ def normalize_url(url: str, field: str = "url") -> str:
     if not isinstance(url, str) or not url.strip():
         raise Validation(f"{field} is required", field=field)
     url = url.strip()
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Validation(f"{field} must be valid Unicode text (it holds a lone surrogate)", field=field) from None
     if len(url) > MAX_URL:
         raise Validation(f"{field} is longer than {MAX_URL} characters", field=field)
     if any(ord(c) < 32 or c in " \x7f" for c in url):

@@ -64,7 +64,10 @@ MONEY_FIELDS = frozenset({"amount", "monthly_budget", "monthly_topup"})
 
 
 def body() -> dict:
-    data = request.get_json(silent=True, force=True) if request.data else {}
+    try:
+        data = request.get_json(silent=True, force=True) if request.data else {}
+    except RecursionError:  # [[[[...]]]]: json gives up, and so do we
+        raise InvalidRequest("the request body is nested too deeply") from None
     if data is None:
         raise InvalidRequest("the request body is not valid JSON")
     if not isinstance(data, dict):

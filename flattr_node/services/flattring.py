@@ -14,6 +14,7 @@ from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, Peri
 from ..models import Flattr, Period, Thing, User, utcnow
 from ..money import format_amount, split_evenly
 from ..urls import normalize_url
+from . import people
 from . import things as things_service
 
 
@@ -72,7 +73,7 @@ def thing_for_autosubmit(params: dict) -> tuple[Thing | None, User, dict]:
     user_id = params.get("user_id") or ""
     if not user_id:
         raise Validation("user_id is required for auto-submit", field="user_id")
-    owner = User.get_or_none(User.username == str(user_id).strip().lower())
+    owner = people.find_user(user_id)
     if owner is None or owner.is_suspended:
         raise NotFound(f"no person called {user_id!r} on this node")
     fields = {k: params[k] for k in ("url", "title", "description", "category", "language", "tags", "hidden") if k in params}

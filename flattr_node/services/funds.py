@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 MAX_DEPOSIT = 10_000_000
 MAX_PENDING_DEPOSITS = 20
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+_REFERENCE = re.compile(r"^FN-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 
 def new_reference() -> str:
@@ -67,8 +68,10 @@ def find_deposit(id_or_reference) -> Deposit:
     query = Deposit.select()
     if text.isdigit():
         query = query.where(Deposit.id == (row_id(text) or 0))
-    else:
+    elif _REFERENCE.match(_clean_reference(text)):
         query = query.where(Deposit.reference == _clean_reference(text))
+    else:  # not a reference (a NUL would even upset PostgreSQL): nothing to find
+        raise NotFound(f"no deposit {text!r}")
     deposit = locked(query).first()
     if deposit is None:
         raise NotFound(f"no deposit {text!r}")

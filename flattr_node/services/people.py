@@ -16,7 +16,7 @@ from ..db import database
 from ..errors import NotFound, Validation
 from ..models import ApiToken, User, utcnow
 from ..urls import optional_url
-from .validate import text, whole_number
+from .validate import is_utf8, text, whole_number
 
 _hasher = PasswordHasher()  # argon2-cffi's default type is Argon2id
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
@@ -40,13 +40,15 @@ def check_username(username) -> str:
 def check_password(password) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         raise Validation(f"password must be at least {MIN_PASSWORD} characters", field="password")
+    if not is_utf8(password):
+        raise Validation("password must be valid Unicode text (it holds a lone surrogate)", field="password")
     if len(password) > 1024:
         raise Validation("password is longer than 1024 characters", field="password")
     return password
 
 
 def check_email(email) -> str:
-    if not isinstance(email, str) or not _EMAIL.match(email.strip()):
+    if not isinstance(email, str) or not is_utf8(email) or not _EMAIL.match(email.strip()):
         raise Validation("email is not a valid e-mail address", field="email")
     return email.strip()
 
@@ -74,15 +76,24 @@ def create_user(cfg: Config, username: str, email: str, password: str, *, operat
     return user
 
 
+def find_user(username) -> User | None:
+    """The person called `username`, or None. A name no one can have (a NUL,
+    which PostgreSQL refuses even to compare) is not looked up."""
+    name = str(username).strip().lower()
+    if not _USERNAME.match(name):
+        return None
+    return User.get_or_none(User.username == name)
+
+
 def get_user(username: str) -> User:
-    user = User.get_or_none(User.username == str(username).strip().lower())
+    user = find_user(username)
     if user is None:
         raise NotFound(f"no person called {username!r} on this node")
     return user
 
 
 def authenticate(username: str, password: str) -> User | None:
-    user = User.get_or_none(User.username == str(username).strip().lower())
+    user = find_user(username)
     if user is None:
         _hasher.hash("x" * 12)  # same cost whether or not the name exists
         return None

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from ..errors import Validation
 
+MAX_AMOUNT = 10**15 - 1  # cents; as many digits as a form may send
+
 
 def whole_number(value, field: str) -> int:
     """An int from JSON or a form, never a float or a bool (SPEC R1)."""
     if isinstance(value, bool) or value is None:
         raise Validation(f"{field} must be a whole number of cents", field=field)
     if isinstance(value, int):
+        if abs(value) > MAX_AMOUNT:  # no amount is that large; Babel cannot even format it
+            raise Validation(f"{field} is too large", field=field)
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 15:
         return int(value.strip())
