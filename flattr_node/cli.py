@@ -34,6 +34,7 @@ def setup_logging(level: str) -> None:
 
 
 def fail(message: str) -> None:
+    message = " ".join(str(message).split())  # one line, even for a driver's multi-line message
     click.echo(f"flattr-node: {message}", err=True)
     sys.exit(1)
 
