@@ -30,18 +30,21 @@ def node():
     return current_app.config["NODE"]
 
 
-def reader_locale() -> str:
-    """The best locale the reader's browser asks for that Babel knows, else 'en'."""
+def reader_locale() -> Locale:
+    """The best locale the reader's browser asks for that Babel knows, else
+    English. Parsed once per request: Babel is faster with a Locale object."""
     if "locale" not in g:
-        g.locale = "en"
+        g.locale = None
         for value, _quality in request.accept_languages:
             if value == "*" or len(value) > 35:
                 continue
             try:
-                g.locale = str(Locale.parse(value, sep="-"))
+                g.locale = Locale.parse(value, sep="-")
                 break
             except (UnknownLocaleError, ValueError, TypeError):
                 continue
+        if g.locale is None:
+            g.locale = Locale.parse("en")
     return g.locale
 
 
