@@ -125,6 +125,9 @@ def test_register_edit_archive_a_thing_with_its_snippets(client, make_user):
     assert Thing.get_by_id(thing.id).title == "A and B"
     assert form(client, f"/dashboard/things/{thing.id}/archive", {}).status_code == 302
     assert Thing.get_by_id(thing.id).archived
+    every = [n for n in parse(client.get("/dashboard/things")).iter("textarea") if (n.get("id") or "").startswith("every-")]
+    texts = ["".join(n.itertext()) for n in every]
+    assert all("kim" in t for t in texts) and sum("/submit/auto?user_id=kim" in t for t in texts) >= 3
 
 
 def test_tokens_are_shown_once_work_and_can_be_revoked(client, make_user):
