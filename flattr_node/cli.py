@@ -60,6 +60,8 @@ def node_command(fn):
             fail(e.description)
         except dbmod.DatabaseConnectError as e:
             fail(f"cannot open the database: {e}")
+        except OSError as e:  # a path that cannot be made or written: the user's to fix
+            fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
 
     return wrapper
 
@@ -82,8 +84,11 @@ def init(ctx):
     if not path.exists():
         example = Path(__file__).with_name("config.example.toml").read_text()
         text = example.replace('secret_key = ""', f'secret_key = "{secrets.token_hex(32)}"', 1)
-        path.write_text(text)
-        os.chmod(path, 0o600)
+        try:
+            path.write_text(text)
+            os.chmod(path, 0o600)
+        except OSError as e:
+            fail(f"cannot write {path}: {e.strerror or e}")
         click.echo(f"wrote {path}")
     ctx.obj["config_path"] = str(path)
     ctx.invoke(_init_db)

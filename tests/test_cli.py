@@ -363,3 +363,26 @@ def test_a_directory_as_config(node, tmp_path):
     result = node("check", config=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is a directory" in result.stderr
+
+
+def test_arguments_that_are_not_utf8(node, make_user):
+    """A shell can pass any bytes: they are refused with a line, never a traceback."""
+    make_user("kim")
+    assert_fails(node("user", "create", "bob", "--email", "b@example.org", "--password", b"long enough \xff"), "password")
+    assert_fails(node("user", "create", "bob", "--email", b"b\xff@example.org", "--password", "long enough"), "email")
+    assert_fails(node("user", "create", b"b\xffb", "--email", "b@example.org", "--password", "long enough"), "username")
+    assert_fails(node("token", "create", b"kim\xff"), "no person")
+    assert_fails(node("deposit", "confirm", b"FN-\xff"), "no deposit")
+    assert_fails(node("close-month", b"2026-\xff"), "YYYY-MM")
+    assert User.select().count() == 1
+
+
+def test_paths_that_cannot_be_written(node, tmp_path, database_url):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    assert_fails(node("init", config=a_file / "config.toml"), "a-file")
+    broken = write_config(tmp_path / "broken-db.toml", f"sqlite:///{a_file}/node.db")
+    assert_fails(node("check", config=broken), "a-file")
+    if not PG_URL:
+        assert_fails(node("backup", str(a_file / "copy.db")), "a-file")
+    assert a_file.read_text() == "not a directory"

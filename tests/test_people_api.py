@@ -228,3 +228,20 @@ def test_hidden_things_are_listed_only_for_their_owner(make_user, anon, api_for)
     assert titles(anon) == ["public"]
     assert titles(api_for(kim)) == ["public"]
     assert titles(api_for(ann)) == ["hidden", "public"]
+
+
+def test_cookie_requests_that_change_state_need_a_csrf_token(client, make_user):
+    """SPEC §3: the session cookie works for the API, but a state-changing
+    request by cookie needs the CSRF token; a token request needs none."""
+    from web_helpers import csrf_token
+
+    kim = make_user("kim")
+    token = csrf_token(client)
+    signed_in = client.post("/signin", data={"csrf_token": token, "username": "kim", "password": "correct horse"})
+    assert signed_in.status_code in (302, 303), signed_in.status_code
+    assert client.get("/api/v1/user").get_json()["username"] == "kim"
+    assert_error(client.patch("/api/v1/user", json={"monthly_budget": 500}), 403, "forbidden")
+    assert User.get_by_id(kim.id).monthly_budget == 200
+    r = client.patch("/api/v1/user", json={"monthly_budget": 500}, headers={"X-CSRFToken": csrf_token(client)})
+    assert r.status_code == 200, r.get_json()
+    assert User.get_by_id(kim.id).monthly_budget == 500
