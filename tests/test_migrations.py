@@ -55,11 +55,13 @@ def test_old_database_upgrades_to_the_same_schema(db, new_database_url, monkeypa
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
     use_database(url)
     assert schema.current_version() == 1
+    User.create(username="early", email="e@example.org", password_hash="x", monthly_budget=200)
     monkeypatch.undo()
     use_database(url)  # `serve` after the upgrade
     assert schema.migrate() == []
     assert schema.current_version() == schema.latest_version()
     assert shape() == fresh
+    assert User.get(User.username == "early").monthly_budget == 200
 
 
 def _m_test_table():
