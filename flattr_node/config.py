@@ -82,6 +82,10 @@ def validate(cfg: Config) -> Config:
     scheme = urlsplit(cfg.database).scheme
     if scheme not in ("sqlite", "postgresql", "postgres"):
         _fail("database", "must start with sqlite:/// or postgresql://")
+    if scheme == "sqlite" and (not cfg.database.startswith("sqlite:///") or cfg.database[len("sqlite:///") :] in ("", ":memory:")):
+        # sqlite:// (two slashes) would lose a character of the path, and an
+        # empty path or :memory: a database that vanishes when the node stops.
+        _fail("database", f"must be sqlite:///relative/path.db or sqlite:////absolute/path.db, got {cfg.database!r}")
     base = urlsplit(cfg.base_url)
     if base.scheme not in ("http", "https") or not base.netloc:
         _fail("base_url", f"must be an http(s) URL, got {cfg.base_url!r}")

@@ -79,6 +79,10 @@ def test_file_precedence(tmp_path, monkeypatch):
 BAD_VALUES = [
     ("database", "mysql://x/y"),
     ("database", 5),
+    ("database", "sqlite:///"),
+    ("database", "sqlite://var/flattr.db"),
+    ("database", "sqlite:var/flattr.db"),
+    ("database", "sqlite:///:memory:"),
     ("secret_key", 123),
     ("base_url", "ftp://node.example"),
     ("base_url", "node.example"),
