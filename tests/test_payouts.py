@@ -224,3 +224,12 @@ def test_conservation_through_a_whole_cycle(ann, api_for, op, make_user):
     # Outside world: two givers deposited 15000, 5000 went out.
     assert external() == -15000 + 5000
     assert ledger.balance(ann.id, "revenue") == 15000 - 1000 - 5000
+
+
+def test_an_idempotency_key_reused_for_another_amount_is_refused(ann, api_for):
+    api = api_for(ann)
+    headers = {**api.headers, "Idempotency-Key": "once"}
+    assert api.client.post("/api/v1/user/revenue-to-funds", json={"amount": 3000}, headers=headers).status_code == 200
+    r = api.client.post("/api/v1/user/revenue-to-funds", json={"amount": 4000}, headers=headers)
+    assert_error(r, 422, "validation", "Idempotency-Key")
+    assert ledger.balance(ann.id, "funds") == 3000 and ledger.balance(ann.id, "revenue") == 12000

@@ -192,7 +192,19 @@ def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | Non
     with database.atomic():
         lock_accounts([f"user:{user.id}:funds", f"user:{user.id}:revenue"])
         revenue = locked(Account.select(Account.balance).where(Account.code == f"user:{user.id}:revenue")).scalar() or 0
-        if ledger.Txn.select().where(ledger.Txn.key == key).exists():
+        earlier = ledger.Txn.get_or_none(ledger.Txn.key == key)
+        if earlier is not None:
+            moved = (
+                ledger.Posting.select(ledger.Posting.amount)
+                .where((ledger.Posting.txn == earlier) & (ledger.Posting.amount > 0))
+                .scalar()
+            )
+            if moved != amount:  # a retry must repeat the request, as with Stripe
+                raise Validation(
+                    f"this Idempotency-Key was used to move {format_amount(moved or 0, cfg.currency)}, not "
+                    f"{format_amount(amount, cfg.currency)}: use a new key for a new move",
+                    field="Idempotency-Key",
+                )
             return False
         if amount > revenue:
             raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot move {format_amount(amount, cfg.currency)}")
