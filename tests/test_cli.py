@@ -386,3 +386,15 @@ def test_paths_that_cannot_be_written(node, tmp_path, database_url):
     if not PG_URL:
         assert_fails(node("backup", str(a_file / "copy.db")), "a-file")
     assert a_file.read_text() == "not a directory"
+
+
+def test_close_month_defaults_to_the_last_ended_period(node, cfg):
+    from flattr_node import periods
+    from flattr_node.models import Period, utcnow
+
+    last = periods.last_ended(utcnow(), cfg.tz)
+    result = assert_ok(node("close-month", "--quiet"))
+    assert f"period {last} closed" in result.stdout
+    assert Period.get_by_id(last).status == "closed"
+    current = periods.name_of(utcnow(), cfg.tz)
+    assert_fails(node("close-month", current), current, "not ended")
