@@ -90,7 +90,8 @@ def test_the_scheduler_registers_its_jobs_safely(cfg, db):
             assert job.misfire_grace_time is None, job.id
             assert job.max_instances == 1, job.id
             assert str(job.trigger.timezone) == "Europe/Berlin", job.id
-            assert job.func is run_tick and job.args == (berlin,), job.id
+        for name in ("tick", "month-start"):
+            assert jobs[name].func is run_tick and jobs[name].args == (berlin,), name
         assert str(scheduler.timezone) == "Europe/Berlin"
         assert jobs["tick"].trigger.interval == dt.timedelta(minutes=7)
         # The month-start job fires just after midnight on the 1st, Berlin time.
