@@ -39,7 +39,7 @@ from ..models import ClosePlan, Flattr, Period, utcnow
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
-CLOSE_CACHE_KIB = 128 * 1024  # SQLite page cache while closing (see _page_cache)
+CLOSE_CACHE_KIB = 100 * 1024  # SQLite page cache while closing (see _page_cache)
 StepHook = Callable[[str, int, int], None]
 
 
@@ -182,18 +182,20 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
         # Every flattr in one pass: its status (R8), and its share: base, plus
         # one cent for the r earliest counting ones (by time, then id); the
         # fee is floor(share * fee_percent / 100). Not counting: 0 and 0.
+        # m is materialized so that R8's test runs once per flattr, not once per use.
         _execute(
+            f"WITH m AS MATERIALIZED (SELECT f.id, f.giver_id, f.created_at, {counts} AS counts FROM {_scan('f')} "
+            "  WHERE f.id BETWEEN ? AND ? AND f.period = ?) "
             "UPDATE flattr SET status = s.status, share = s.share, fee = s.share * ? / 100 FROM ("
             "  SELECT r.id, CASE WHEN r.counts = 1 THEN 'counted' ELSE 'not_counted' END AS status, "
             "  CASE WHEN r.counts = 1 THEN r.base + CASE WHEN r.rn <= r.spend - r.base * r.n THEN 1 ELSE 0 END "
             "  ELSE 0 END AS share FROM ("
             "    SELECT m.id, m.counts, p.spend, p.n, p.spend / p.n AS base, "
-            "    ROW_NUMBER() OVER (PARTITION BY m.giver_id, m.counts ORDER BY m.created_at, m.id) AS rn FROM ("
-            f"     SELECT f.id, f.giver_id, f.created_at, {counts} AS counts FROM {_scan('f')} "
-            "      WHERE f.id BETWEEN ? AND ? AND f.period = ?) m "
+            "    ROW_NUMBER() OVER (PARTITION BY m.giver_id, m.counts ORDER BY m.created_at, m.id) AS rn FROM m "
             "    LEFT JOIN close_plan p ON m.counts = 1 AND p.period = ? AND p.giver_id = m.giver_id) r"
+            "  ORDER BY r.id"  # SQLite then writes the rows in file order
             ") s WHERE flattr.id = s.id",
-            (cfg.fee_percent, *counts_args, *month, name),
+            (*counts_args, *month, cfg.fee_percent, name),
         )
         totals = _execute(
             "SELECT COUNT(*), COALESCE(SUM(f.share - f.fee), 0), COALESCE(SUM(f.fee), 0), "
@@ -218,6 +220,9 @@ def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: 
     total = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0)).count()
     done = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0) & ClosePlan.txn.is_null(False)).count()
     fees_id = node_account("fees").id
+    # The plan's fee total is the sum of every flattr's fee (all >= 0): when it
+    # is 0, the fee postings below would find nothing, so they are not looked for.
+    any_fees = (Period.select(Period.fees).where(Period.name == name).scalar() or 0) > 0
     while True:
         with database.atomic():
             _renew(name, runner)
@@ -254,24 +259,27 @@ def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: 
                 rng,
             )
             # ... each owner's revenue gets its shares less the fee ...
+            # (Summed per giver and owner first, the plan row is looked up once per sum.)
             _execute(
                 "INSERT INTO posting (txn_id, account_id, amount) "
-                "SELECT p.txn_id, a.id, SUM(f.share - f.fee) FROM flattr f "
-                "JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
-                "JOIN account a ON a.user_id = f.owner_id AND a.kind = 'revenue' "
-                "WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' AND p.spend > 0 "
-                "GROUP BY p.txn_id, a.id HAVING SUM(f.share - f.fee) > 0",
-                rng,
+                "SELECT p.txn_id, x.account_id, x.amount FROM ("
+                "  SELECT f.giver_id, a.id AS account_id, SUM(f.share - f.fee) AS amount FROM flattr f "
+                "  JOIN account a ON a.user_id = f.owner_id AND a.kind = 'revenue' "
+                "  WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' "
+                "  GROUP BY f.giver_id, a.id HAVING SUM(f.share - f.fee) > 0"
+                ") x JOIN close_plan p ON p.period = ? AND p.giver_id = x.giver_id AND p.spend > 0",
+                (*rng, name),
             )
             # ... and the node's fee account the fees.
-            _execute(
-                "INSERT INTO posting (txn_id, account_id, amount) "
-                "SELECT p.txn_id, ?, SUM(f.fee) FROM flattr f "
-                "JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
-                "WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' AND p.spend > 0 "
-                "GROUP BY p.txn_id HAVING SUM(f.fee) > 0",
-                (fees_id, *rng),
-            )
+            if any_fees:
+                _execute(
+                    "INSERT INTO posting (txn_id, account_id, amount) "
+                    "SELECT p.txn_id, ?, SUM(f.fee) FROM flattr f "
+                    "JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
+                    "WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' AND p.spend > 0 "
+                    "GROUP BY p.txn_id HAVING SUM(f.fee) > 0",
+                    (fees_id, *rng),
+                )
             # Cached balances move in the same transaction as their postings,
             # their rows locked in id order first, as every writer does (db.lock_accounts).
             if is_postgres():
