@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -299,12 +298,22 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
 # -- the close, in a child process ---------------------------------------------------------------
 
 
-def _rss_kb() -> int:
+def _status_kb(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of this process's address space, in KiB.
+
+    Not ru_maxrss: on Linux that survives exec, so a child started by a big
+    parent would report the parent's size at the fork."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def _cpu() -> float:
+    """This process's CPU time (user + system): less at the mercy of a busy machine than the clock."""
+    t = os.times()
+    return t.user + t.system
 
 
 def close_child(url: str, batch_size: int, fee_percent: int) -> None:
@@ -314,15 +323,18 @@ def close_child(url: str, batch_size: int, fee_percent: int) -> None:
     cfg = validate(Config(database=url, scheduler=False, close_batch_size=batch_size, fee_percent=fee_percent))
     database = dbmod.bind(url)
     database.connect()
-    rss_before = _rss_kb()
+    rss_before = _status_kb("VmRSS")
+    cpu_before = _cpu()
     started = time.perf_counter()
     period = closing.close_period(cfg, PERIOD, CLOSE_AT)
     seconds = time.perf_counter() - started
+    cpu = _cpu() - cpu_before
     database.close()
     print(json.dumps({
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "rss_before_kb": rss_before,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": _status_kb("VmHWM"),
         "status": period.status,
     }))
 
@@ -417,7 +429,7 @@ def verify(expected: dict, fee_percent: int) -> dict:
 def baseline(first: int, rest: int, batches: int) -> float:
     """Plain stdlib sqlite3: write `first` rows in one transaction (the plan),
     then `rest` rows spread over `batches` transactions (the apply), into a
-    fresh WAL file with synchronous=FULL. Returns the seconds it took."""
+    fresh WAL file with synchronous=FULL. Returns (seconds, CPU seconds)."""
     tmp = tempfile.mkdtemp(prefix="flattr-baseline-")
     try:
         conn = sqlite3.connect(os.path.join(tmp, "baseline.db"), isolation_level=None)
@@ -425,16 +437,16 @@ def baseline(first: int, rest: int, batches: int) -> float:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("CREATE TABLE row (id INTEGER PRIMARY KEY, a INTEGER NOT NULL, b INTEGER NOT NULL, c INTEGER NOT NULL)")
         sizes = [first] + [rest // batches + (i < rest % batches) for i in range(batches)]
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), _cpu()
         n = 0
         for size in sizes:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("INSERT INTO row (id, a, b, c) VALUES (?, ?, ?, ?)", ((n + i, i, i * 7, i % 1000) for i in range(size)))
             conn.execute("COMMIT")
             n += size
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu() - cpu_before
         conn.close()
-        return seconds
+        return seconds, cpu
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -482,7 +494,7 @@ def main(argv=None) -> int:
             f"in {build_seconds:.1f} s ({target.where()})")
 
         close = run_close(target.url, args.batch_size, args.fee_percent)
-        say(f"close (batch size {args.batch_size}): {close['seconds']:.2f} s, peak RSS {close['peak_rss_kb'] / 1024:.0f} MB "
+        say(f"close (batch size {args.batch_size}): {close['seconds']:.2f} s ({close['cpu_seconds']:.1f} s CPU), peak RSS {close['peak_rss_kb'] / 1024:.0f} MB "
             f"(RSS {close['rss_before_kb'] / 1024:.0f} MB before the close)")
 
         database.connect()
@@ -493,11 +505,13 @@ def main(argv=None) -> int:
         paying = written["txn"]
         batches = max(1, -(-paying // args.batch_size))
         total_rows = sum(written.values())
-        base = baseline(written["flattr_updates"] + written["close_plan"], total_rows - written["flattr_updates"] - written["close_plan"], batches)
+        base, base_cpu = baseline(written["flattr_updates"] + written["close_plan"], total_rows - written["flattr_updates"] - written["close_plan"], batches)
         ratio = close["seconds"] / base
+        cpu_ratio = close["cpu_seconds"] / base_cpu if base_cpu else float("nan")
         load_after = os.getloadavg()
         say(f"rows written: {total_rows:,} ({', '.join(f'{k} {v:,}' for k, v in written.items())}) in {1 + batches} transactions")
-        say(f"baseline (plain sqlite3, same rows and transactions): {base:.2f} s; ratio {ratio:.2f}")
+        say(f"baseline (plain sqlite3, same rows and transactions): {base:.2f} s ({base_cpu:.1f} s CPU); "
+            f"ratio {ratio:.2f} (CPU time ratio {cpu_ratio:.2f})")
         say(f"sums: givers spent {check['spent']:,} = distributed {check['distributed']:,} + fees {check['fees']:,}; "
             f"expected spend {expected['spend']:,}; ledger checked in {check['seconds']:.1f} s")
         say(f"load average before {load[0]:.2f}, after {load_after[0]:.2f}")
@@ -519,8 +533,11 @@ def main(argv=None) -> int:
             "rows_written": written,
             "rows_total": total_rows,
             "transactions": 1 + batches,
+            "close_cpu_seconds": round(close["cpu_seconds"], 2),
             "baseline_seconds": round(base, 3),
+            "baseline_cpu_seconds": round(base_cpu, 2),
             "ratio": round(ratio, 2),
+            "cpu_ratio": round(cpu_ratio, 2),
             "spent": check["spent"],
             "distributed": check["distributed"],
             "fees": check["fees"],
