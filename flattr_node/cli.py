@@ -61,7 +61,7 @@ def node_command(fn):
         except dbmod.DatabaseConnectError as e:
             fail(f"cannot open the database: {e}")
         except dbmod.DriverOperationalError as e:  # PostgreSQL deadlock / serialization failure
-            fail(f"the database refused the transaction ({str(e).strip()}); nothing was changed: run the command again")
+            fail(f"the database refused a transaction ({str(e).strip()}); it was rolled back: run the command again")
         except OSError as e:  # a path that cannot be made or written: the user's to fix
             fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
 
