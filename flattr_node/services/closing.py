@@ -164,7 +164,13 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
         month = (lo, hi, name)
         # R8: a flattr counts only if the thing's owner gave in the same period.
         if cfg.revenue_requires_giving:
-            counts = "CASE WHEN f.owner_id IN (SELECT g.giver_id FROM flattr g WHERE g.period = ?) THEN 1 ELSE 0 END"
+            # EXISTS, not IN (SELECT ...): a probe of the (period, giver) index per
+            # flattr whatever the month's size; PostgreSQL rescans an IN-list that
+            # outgrows work_mem for every row (quadratic at 1M flattrs).
+            counts = (
+                "CASE WHEN EXISTS (SELECT 1 FROM flattr g WHERE g.period = ? AND g.giver_id = f.owner_id) "
+                "THEN 1 ELSE 0 END"
+            )
             counts_args = (name,)
         else:
             counts, counts_args = "1", ()
