@@ -163,16 +163,16 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
         lo, hi = _month(name)
         month = (lo, hi, name)
         # R8: a flattr counts only if the thing's owner gave in the same period.
+        # Both tests below are joins to the period's givers, linear in the
+        # month on both databases: an IN or EXISTS inside a CASE stays a
+        # subplan per row on PostgreSQL, rescanning the month for each flattr
+        # once the list outgrows work_mem (quadratic at 1M flattrs).
         if cfg.revenue_requires_giving:
-            # EXISTS, not IN (SELECT ...): a probe of the (period, giver) index per
-            # flattr whatever the month's size; PostgreSQL rescans an IN-list that
-            # outgrows work_mem for every row (quadratic at 1M flattrs).
-            counts = (
-                "CASE WHEN EXISTS (SELECT 1 FROM flattr g WHERE g.period = ? AND g.giver_id = f.owner_id) "
-                "THEN 1 ELSE 0 END"
-            )
-            counts_args = (name,)
+            gave = "AND EXISTS (SELECT 1 FROM flattr g WHERE g.period = ? AND g.giver_id = f.owner_id)"
+            givers = "LEFT JOIN (SELECT DISTINCT g.giver_id FROM flattr g WHERE g.period = ?) gv ON gv.giver_id = f.owner_id"
+            counts, counts_args = "CASE WHEN gv.giver_id IS NULL THEN 0 ELSE 1 END", (name,)
         else:
+            gave = givers = ""
             counts, counts_args = "1", ()
         # R9: spend = min(budget, funds) at close time; n = counting flattrs.
         _execute(
@@ -180,7 +180,7 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
             "SELECT ?, c.giver_id, "
             "CASE WHEN u.monthly_budget < a.balance THEN u.monthly_budget ELSE a.balance END, c.n "
             f"FROM (SELECT f.giver_id, COUNT(*) AS n FROM {_scan('f')} "
-            f"  WHERE f.id BETWEEN ? AND ? AND f.period = ? AND {counts} = 1 GROUP BY f.giver_id) c "
+            f"  WHERE f.id BETWEEN ? AND ? AND f.period = ? {gave} GROUP BY f.giver_id) c "
             'JOIN "user" u ON u.id = c.giver_id '
             "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'",
             (name, *month, *counts_args),
@@ -191,7 +191,7 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
         # m is materialized so that R8's test runs once per flattr, not once per use.
         _execute(
             f"WITH m AS MATERIALIZED (SELECT f.id, f.giver_id, f.created_at, {counts} AS counts FROM {_scan('f')} "
-            "  WHERE f.id BETWEEN ? AND ? AND f.period = ?) "
+            f"  {givers} WHERE f.id BETWEEN ? AND ? AND f.period = ?) "
             "UPDATE flattr SET status = s.status, share = s.share, fee = s.share * ? / 100 FROM ("
             "  SELECT r.id, CASE WHEN r.counts = 1 THEN 'counted' ELSE 'not_counted' END AS status, "
             "  CASE WHEN r.counts = 1 THEN r.base + CASE WHEN r.rn <= r.spend - r.base * r.n THEN 1 ELSE 0 END "
