@@ -63,7 +63,9 @@ class NodeSqliteDatabase(SqliteDatabase):
         self._held = threading.local()
 
     def begin(self, lock_type=None):
-        self._write_lock.acquire()
+        # Wait as long as SQLite's busy timeout would, then fail the same way.
+        if not self._write_lock.acquire(timeout=getattr(self, "_timeout", None) or 30):
+            raise OperationalError("database is locked (another thread's write transaction outlasted the busy timeout)")
         try:
             super().begin(lock_type)
         except BaseException:
