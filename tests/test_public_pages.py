@@ -204,6 +204,10 @@ def test_thing_json_has_the_count_for_any_origin(client, make_user, cfg):
     response = client.get(f"/api/v1/things/{thing.id}", headers={"Origin": "https://blog.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert (response.json["flattrs"], response.json["flattrs_this_period"]) == (1, 1)
+    # A button for a post it only knows by URL reads the count the same way.
+    response = client.get("/api/v1/things/lookup", query_string={"url": thing.url}, headers={"Origin": "https://blog.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.json["id"] == thing.id and response.json["flattrs_this_period"] == 1
 
 
 def test_scripts_are_served_without_session(client, make_user):

@@ -128,12 +128,17 @@ def post_thing():
 
 @bp.get("/things/lookup")
 def lookup_thing():
-    return jsonify(serialize.thing(cfg(), things.lookup(request.args.get("url", "")), maybe_caller()))
+    return public(jsonify(serialize.thing(cfg(), things.lookup(request.args.get("url", "")), maybe_caller())))
 
 
 @bp.get("/things/<int:thing_id>")
 def get_thing(thing_id):
-    response = jsonify(serialize.thing(cfg(), things.get_thing(thing_id), maybe_caller()))
+    return public(jsonify(serialize.thing(cfg(), things.get_thing(thing_id), maybe_caller())))
+
+
+def public(response):
+    """A thing's public JSON may be read by a button's script on any blog
+    (CORS without credentials: a browser sends no cookie with it)."""
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
