@@ -185,3 +185,14 @@ def use_database(url: str):
     database.connect(reuse_if_open=True)
     migrate()
     return database
+
+
+def assert_error(response, status, code, field=None):
+    """The SPEC §3 error body: this status, this code, a description, the field."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["error"] == code, body
+    assert isinstance(body["error_description"], str) and body["error_description"]
+    if field is not None:
+        assert body.get("field") == field, body
+    return body

@@ -7,22 +7,12 @@ import datetime as dt
 import re
 
 import pytest
-from conftest import at
+from conftest import assert_error, at
 
 from flattr_node import ledger, periods
 from flattr_node.errors import Validation
 from flattr_node.models import Deposit, Txn, User, utcnow
 from flattr_node.services import funds
-
-
-def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code, body
-    assert isinstance(body["error_description"], str) and body["error_description"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
 
 
 @pytest.fixture

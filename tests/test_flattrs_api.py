@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import Api, at
+from conftest import Api, assert_error, at
 
 from flattr_node import ledger, periods
 from flattr_node.api import serialize
@@ -14,16 +14,6 @@ from flattr_node.app import create_app
 from flattr_node.errors import FlattrOnce, PeriodClosed
 from flattr_node.models import Flattr, Period, Thing, User, utcnow
 from flattr_node.services import closing, flattring, people, things
-
-
-def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code, body
-    assert isinstance(body["error_description"], str) and body["error_description"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
 
 
 @pytest.fixture

@@ -8,23 +8,13 @@ import datetime as dt
 import itertools
 
 import pytest
-from conftest import at
+from conftest import assert_error, at
 
 from flattr_node import ledger, periods
 from flattr_node.models import Payout, Txn
 from flattr_node.services import closing, flattring, things
 
 _months = itertools.count()
-
-
-def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code, body
-    assert isinstance(body["error_description"], str) and body["error_description"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
 
 
 def earn(cfg, make_user, owner, cents: int):

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 from conftest import Api
+from conftest import assert_error as shared_assert_error
 
 from flattr_node import ledger
 from flattr_node.models import ApiToken, User
@@ -14,12 +15,9 @@ from flattr_node.services import people, things
 
 
 def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code, body
-    assert isinstance(body["error_description"], str) and body["error_description"]
+    """Here the description must also name the field."""
+    body = shared_assert_error(response, status, code, field)
     if field is not None:
-        assert body.get("field") == field, body
         assert field in body["error_description"], body
     return body
 

@@ -6,20 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import assert_error
 
 from flattr_node.models import Thing
 from flattr_node.services import flattring
-
-
-def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"] == code, body
-    assert isinstance(body["error_description"], str) and body["error_description"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
-
 
 POST = {"url": "https://ann.example/2026/10/post", "title": "A post"}
 
