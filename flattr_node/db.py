@@ -63,6 +63,9 @@ class NodeSqliteDatabase(SqliteDatabase):
         self._held = threading.local()
 
     def begin(self, lock_type=None):
+        if (lock_type or self._lock_type) == "DEFERRED":
+            super().begin(lock_type)  # a reader: WAL lets it run beside the writer
+            return
         # Wait as long as SQLite's busy timeout would, then fail the same way.
         if not self._write_lock.acquire(timeout=getattr(self, "_timeout", None) or 30):
             raise OperationalError("database is locked (another thread's write transaction outlasted the busy timeout)")
@@ -193,8 +196,9 @@ def consistent_read():
     check). PostgreSQL's READ COMMITTED gives each statement its own
     snapshot, so a check running beside a close could see half of a batch:
     there the transaction is REPEATABLE READ. SQLite's transaction already
-    sees one state."""
-    with database.atomic():
+    sees one state; it begins DEFERRED, so that in WAL mode the check reads
+    its snapshot without holding up the writers."""
+    with database.atomic() if is_postgres() else database.atomic("DEFERRED"):
         if is_postgres() and database.transaction_depth() == 1:
             database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield

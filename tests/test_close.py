@@ -291,3 +291,27 @@ def test_check_finds_a_closed_period_whose_shares_do_not_add_up(cfg, make_user):
     database.execute_sql("UPDATE flattr SET share = share - 1 WHERE id = " + database.param, (f.id,))
     problems = ledger.check_ledger().problems
     assert any(f"period {OCT}, giver {kim.id}: planned 200, shares add up to 199" in p for p in problems), problems
+
+
+def test_a_ledger_check_does_not_hold_up_writers(cfg, make_user):
+    """The check reads one snapshot while money keeps moving beside it."""
+    from flattr_node.db import consistent_read, database
+    from flattr_node.services import funds
+
+    kim = make_user("kim", 200)
+    deposit = funds.open_deposit(kim, 300)
+    done = threading.Event()
+
+    def confirm():
+        with database.connection_context():
+            funds.confirm_deposit(deposit.id)
+        done.set()
+
+    with consistent_read():
+        before = ledger.balance(kim.id, "funds")
+        writer = threading.Thread(target=confirm)
+        writer.start()
+        assert done.wait(10), "a write waited for the ledger check to finish"
+        assert ledger.balance(kim.id, "funds") == before == 200  # still the snapshot it began with
+    writer.join()
+    assert ledger.balance(kim.id, "funds") == 500
