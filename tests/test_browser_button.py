@@ -10,10 +10,10 @@ flattr (that is how the README's screenshot is made)."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from browser import chromium, need_chromium
 from live import serve_node, serve_pages
 
 import plugin_bridge as pb
@@ -23,47 +23,12 @@ from plugin_bridge.client import NodeClient
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("FLATTR_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("FLATTR_CHROMEDRIVER", "/usr/bin/chromedriver")
 WAIT = 20  # seconds a step may take on a busy 2-core machine before it is a failure
 
 
-def need_chromium():
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (os.path.exists(p) or shutil.which(p))]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
-    if missing:
-        why = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install selenium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the browser tests: " + why)
-        pytest.skip(why)
-
-
 def make_driver(profile: Path, javascript: bool = True):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=900,760",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    if not javascript:
-        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    prefs = None if javascript else {"profile.managed_default_content_settings.javascript": 2}
+    return chromium(profile, prefs=prefs)
 
 
 BLOG = """<!doctype html>

@@ -18,11 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
-import socket
 import threading
 
 import pytest
+from browser import chromium, need_chromium
+from nodeproc import free_port
 
 from flattr_node import db as dbmod
 from flattr_node import ledger, periods
@@ -32,32 +32,12 @@ from flattr_node.models import Deposit, Payout, User, utcnow
 from flattr_node.schema import migrate
 from flattr_node.services.closing import close_period
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 pytestmark = pytest.mark.browser
-
-
-def need_browser():
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
-    if missing:
-        message = f"needs {', '.join(missing)} (Debian: apt-get install chromium chromium-driver)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def node(database_url, tmp_path):
-    need_browser()
+    need_chromium()
     from waitress import create_server
 
     port = free_port()
@@ -86,21 +66,9 @@ def node(database_url, tmp_path):
 
 @pytest.fixture
 def browser(tmp_path):
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium fetch a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1280,1000", f"--user-data-dir={tmp_path / 'chromium'}",
-        "--lang=en-US",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = chromium(
+        tmp_path / "chromium", window="1280,1000", extra_flags=("--lang=en-US",), prefs={"intl.accept_languages": "en-US,en"}
+    )
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 from conftest import ledger_snapshot
-from nodeproc import CLI, PG_UNDER_TEST, child_env, cli, drop_pg_schema, pg_schema, seed_month, write_config
+from nodeproc import CLI, child_env, cli, seed_month, write_config
 
 from flattr_node import db as dbmod
 from flattr_node.config import Config, validate
@@ -30,17 +30,9 @@ BATCH = 1
 
 
 @pytest.fixture
-def two_databases(tmp_path):
-    """Two empty databases of the kind under test: (reference, crashed)."""
-    if not PG_UNDER_TEST:
-        yield f"sqlite:///{tmp_path / 'reference.db'}", f"sqlite:///{tmp_path / 'crashed.db'}"
-        return
-    (ref, ref_name), (crash, crash_name) = pg_schema(PG_UNDER_TEST), pg_schema(PG_UNDER_TEST)
-    yield ref, crash
-    if not dbmod.database.is_closed():
-        dbmod.database.close()
-    drop_pg_schema(PG_UNDER_TEST, ref_name)
-    drop_pg_schema(PG_UNDER_TEST, crash_name)
+def two_databases(new_database_url):
+    """Two empty databases of the kind under test."""
+    return new_database_url(), new_database_url()
 
 
 def snapshot(url: str) -> dict:

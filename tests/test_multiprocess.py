@@ -10,7 +10,7 @@ import time
 
 import pytest
 from conftest import ledger_snapshot
-from nodeproc import PG_UNDER_TEST, Server, cli, drop_pg_schema, pg_schema, seed_month, write_config
+from nodeproc import Server, cli, seed_month, write_config
 
 from flattr_node import db as dbmod
 from flattr_node import periods
@@ -22,16 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def two_databases(tmp_path):
-    if not PG_UNDER_TEST:
-        yield f"sqlite:///{tmp_path / 'shared.db'}", f"sqlite:///{tmp_path / 'reference.db'}"
-        return
-    (a, a_name), (b, b_name) = pg_schema(PG_UNDER_TEST), pg_schema(PG_UNDER_TEST)
-    yield a, b
-    if not dbmod.database.is_closed():
-        dbmod.database.close()
-    drop_pg_schema(PG_UNDER_TEST, a_name)
-    drop_pg_schema(PG_UNDER_TEST, b_name)
+def two_databases(new_database_url):
+    """Two empty databases of the kind under test."""
+    return new_database_url(), new_database_url()
 
 
 def test_three_serve_processes_close_a_month_once(tmp_path, two_databases):

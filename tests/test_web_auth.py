@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 from email import message_from_bytes
 from email.policy import default as email_policy
 
 import pytest
+from nodeproc import free_port
 from web_helpers import csrf_token, errors_of, parse, post, signin
 
 from flattr_node.app import create_app
@@ -122,12 +122,6 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
         self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=email_policy)))
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
