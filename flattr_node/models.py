@@ -71,10 +71,12 @@ class Account(BaseModel):
 
     code = CharField(max_length=64, unique=True)
     kind = CharField(max_length=16)  # funds | revenue | external | fees | payouts
-    user = ForeignKeyField(User, null=True, backref="accounts", on_delete="RESTRICT")
+    # Indexed with kind below: a person's account of a kind is one index probe.
+    user = ForeignKeyField(User, null=True, backref="accounts", on_delete="RESTRICT", index=False)
     balance = BigIntegerField(default=0)
 
     class Meta:
+        indexes = ((("user", "kind"), True),)  # a person has one account of each kind
         constraints = [SQL("CHECK (kind = 'external' OR balance >= 0)")]
 
 
@@ -127,8 +129,9 @@ class Thing(BaseModel):
 
 
 class Flattr(BaseModel):
-    giver = ForeignKeyField(User, backref="given", on_delete="RESTRICT")
-    thing = ForeignKeyField(Thing, backref="flattrs", on_delete="RESTRICT")
+    # giver and thing lead the composite indexes below, which serve their lookups.
+    giver = ForeignKeyField(User, backref="given", on_delete="RESTRICT", index=False)
+    thing = ForeignKeyField(Thing, backref="flattrs", on_delete="RESTRICT", index=False)
     owner = ForeignKeyField(User, backref="received", on_delete="RESTRICT")
     period = CharField(max_length=7)
     created_at = DateTimeField(default=utcnow)
@@ -139,7 +142,9 @@ class Flattr(BaseModel):
     class Meta:
         indexes = (
             (("giver", "thing", "period"), True),
-            (("period", "giver", "created_at"), False),
+            # A month's flattrs in each giver's order of time (id breaks ties),
+            # with the owner: the close ranks them from this index alone.
+            (("period", "giver", "created_at", "id", "owner"), False),
             (("thing", "period"), False),
             (("period", "owner"), False),
         )

@@ -61,12 +61,15 @@ def _page_cache():
         yield
         return
     before = database.execute_sql("PRAGMA cache_size").fetchone()[0]
+    temp_store = database.execute_sql("PRAGMA temp_store").fetchone()[0]
     database.execute_sql(f"PRAGMA cache_size = -{CLOSE_CACHE_KIB}")
+    database.execute_sql("PRAGMA temp_store = MEMORY")
     try:
         yield
     finally:
         try:
             database.execute_sql(f"PRAGMA cache_size = {int(before)}")
+            database.execute_sql(f"PRAGMA temp_store = {int(temp_store)}")
         except Exception:  # the database itself may be what failed
             log.warning("could not restore the page cache size", exc_info=True)
 
@@ -156,53 +159,120 @@ def _scan(alias: str) -> str:
     return f"flattr {alias}" if is_postgres() else f"flattr {alias} NOT INDEXED"
 
 
+# R9: spend = min(budget, funds) at close time, for every giver with a
+# counting flattr; n = their counting flattrs.
+_SPEND = "CASE WHEN u.monthly_budget < a.balance THEN u.monthly_budget ELSE a.balance END"
+
+
+def _plan_sqlite(cfg: Config, name: str, month: tuple[int, int, str]) -> None:
+    """The plan on SQLite: three passes over the month, none of them a sort.
+
+    1. The period's givers, into a temporary table (R8's test is a probe).
+    2. close_plan: each giver's counting flattrs and spend.
+    3. Every flattr's share, computed from the (period, giver_id, created_at,
+       id, owner_id) index - each giver's flattrs in order of time, so the
+       running count of counting flattrs is the rank without a sort - into a
+       temporary table keyed by flattr id; then one UPDATE walks the month in
+       file order and looks each row's share up by id.
+
+    (SQLite's UPDATE ... FROM over the ranked rows took 2.5 times as long:
+    docs/performance.md.)
+    """
+    for temp in ("close_givers", "close_shares"):
+        _execute(f"DROP TABLE IF EXISTS temp.{temp}")
+    if cfg.revenue_requires_giving:
+        _execute("CREATE TEMP TABLE close_givers (giver_id INTEGER PRIMARY KEY)")
+        _execute("INSERT INTO close_givers SELECT DISTINCT giver_id FROM flattr WHERE period = ?", (name,))
+        givers = "LEFT JOIN close_givers g ON g.giver_id = f.owner_id"
+        counts = "(g.giver_id IS NOT NULL)"
+    else:
+        givers, counts = "", "1"
+    _execute(
+        f"INSERT INTO close_plan (period, giver_id, spend, n) SELECT ?, c.giver_id, {_SPEND}, c.n "
+        f"FROM (SELECT f.giver_id, COUNT(*) AS n FROM flattr f {givers} "
+        f"  WHERE f.period = ? AND {counts} GROUP BY f.giver_id) c "
+        'JOIN "user" u ON u.id = c.giver_id '
+        "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'",
+        (name, name),
+    )
+    # share: base, plus one cent for the r earliest counting flattrs (by time,
+    # then id), where base = spend / n and r = spend % n; not counting: 0.
+    _execute("CREATE TEMP TABLE close_shares (id INTEGER PRIMARY KEY, counts INTEGER NOT NULL, share INTEGER NOT NULL)")
+    _execute(
+        "INSERT INTO close_shares SELECT r.id, r.counts, "
+        "CASE WHEN r.counts THEN r.spend / r.n + CASE WHEN r.rank <= r.spend % r.n THEN 1 ELSE 0 END ELSE 0 END FROM ("
+        f"  SELECT f.id, {counts} AS counts, p.spend, p.n, "
+        f"  SUM({counts}) OVER (PARTITION BY f.giver_id ORDER BY f.created_at, f.id ROWS UNBOUNDED PRECEDING) AS rank "
+        f"  FROM flattr f INDEXED BY flattr_period_giver_id_created_at_id_owner_id {givers} "
+        "  LEFT JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
+        "  WHERE f.period = ?"
+        ") r ORDER BY r.id",
+        (name,),
+    )
+    # The fee is floor(share * fee_percent / 100).
+    _execute(
+        "UPDATE flattr NOT INDEXED SET (status, share, fee) = ("
+        "  SELECT CASE WHEN s.counts THEN 'counted' ELSE 'not_counted' END, s.share, s.share * ? / 100 "
+        "  FROM close_shares s WHERE s.id = flattr.id"
+        ") WHERE flattr.id BETWEEN ? AND ? AND flattr.period = ?",
+        (cfg.fee_percent, *month),
+    )
+    for temp in ("close_givers", "close_shares"):
+        _execute(f"DROP TABLE IF EXISTS temp.{temp}")
+
+
+def _plan_postgres(cfg: Config, name: str, month: tuple[int, int, str]) -> None:
+    """The plan on PostgreSQL: its planner hashes and sorts well, so the
+    shares are one UPDATE ... FROM over the ranked month."""
+    # R8: a flattr counts only if the thing's owner gave in the same period.
+    # Both tests below are joins to the period's givers, linear in the
+    # month: an IN or EXISTS inside a CASE stays a subplan per row on
+    # PostgreSQL, rescanning the month for each flattr once the list
+    # outgrows work_mem (quadratic at 1M flattrs).
+    if cfg.revenue_requires_giving:
+        gave = "AND EXISTS (SELECT 1 FROM flattr g WHERE g.period = ? AND g.giver_id = f.owner_id)"
+        givers = "LEFT JOIN (SELECT DISTINCT g.giver_id FROM flattr g WHERE g.period = ?) gv ON gv.giver_id = f.owner_id"
+        counts, counts_args = "CASE WHEN gv.giver_id IS NULL THEN 0 ELSE 1 END", (name,)
+    else:
+        gave = givers = ""
+        counts, counts_args = "1", ()
+    _execute(
+        f"INSERT INTO close_plan (period, giver_id, spend, n) SELECT ?, c.giver_id, {_SPEND}, c.n "
+        "FROM (SELECT f.giver_id, COUNT(*) AS n FROM flattr f "
+        f"  WHERE f.id BETWEEN ? AND ? AND f.period = ? {gave} GROUP BY f.giver_id) c "
+        'JOIN "user" u ON u.id = c.giver_id '
+        "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'",
+        (name, *month, *counts_args),
+    )
+    # Every flattr in one pass: its status (R8), and its share: base, plus
+    # one cent for the r earliest counting ones (by time, then id); the
+    # fee is floor(share * fee_percent / 100). Not counting: 0 and 0.
+    # m is materialized so that R8's test runs once per flattr, not once per use.
+    _execute(
+        f"WITH m AS MATERIALIZED (SELECT f.id, f.giver_id, f.created_at, {counts} AS counts FROM flattr f "
+        f"  {givers} WHERE f.id BETWEEN ? AND ? AND f.period = ?) "
+        "UPDATE flattr SET status = s.status, share = s.share, fee = s.share * ? / 100 FROM ("
+        "  SELECT r.id, CASE WHEN r.counts = 1 THEN 'counted' ELSE 'not_counted' END AS status, "
+        "  CASE WHEN r.counts = 1 THEN r.base + CASE WHEN r.rn <= r.spend - r.base * r.n THEN 1 ELSE 0 END "
+        "  ELSE 0 END AS share FROM ("
+        "    SELECT m.id, m.counts, p.spend, p.n, p.spend / p.n AS base, "
+        "    ROW_NUMBER() OVER (PARTITION BY m.giver_id, m.counts ORDER BY m.created_at, m.id) AS rn FROM m "
+        "    LEFT JOIN close_plan p ON m.counts = 1 AND p.period = ? AND p.giver_id = m.giver_id) r"
+        ") s WHERE flattr.id = s.id",
+        (*counts_args, *month, cfg.fee_percent, name),
+    )
+
+
 def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
     with database.atomic():
         _renew(name, runner)
         _execute("DELETE FROM close_plan WHERE period = ?", (name,))
         lo, hi = _month(name)
         month = (lo, hi, name)
-        # R8: a flattr counts only if the thing's owner gave in the same period.
-        # Both tests below are joins to the period's givers, linear in the
-        # month on both databases: an IN or EXISTS inside a CASE stays a
-        # subplan per row on PostgreSQL, rescanning the month for each flattr
-        # once the list outgrows work_mem (quadratic at 1M flattrs).
-        if cfg.revenue_requires_giving:
-            gave = "AND EXISTS (SELECT 1 FROM flattr g WHERE g.period = ? AND g.giver_id = f.owner_id)"
-            givers = "LEFT JOIN (SELECT DISTINCT g.giver_id FROM flattr g WHERE g.period = ?) gv ON gv.giver_id = f.owner_id"
-            counts, counts_args = "CASE WHEN gv.giver_id IS NULL THEN 0 ELSE 1 END", (name,)
+        if is_postgres():
+            _plan_postgres(cfg, name, month)
         else:
-            gave = givers = ""
-            counts, counts_args = "1", ()
-        # R9: spend = min(budget, funds) at close time; n = counting flattrs.
-        _execute(
-            "INSERT INTO close_plan (period, giver_id, spend, n) "
-            "SELECT ?, c.giver_id, "
-            "CASE WHEN u.monthly_budget < a.balance THEN u.monthly_budget ELSE a.balance END, c.n "
-            f"FROM (SELECT f.giver_id, COUNT(*) AS n FROM {_scan('f')} "
-            f"  WHERE f.id BETWEEN ? AND ? AND f.period = ? {gave} GROUP BY f.giver_id) c "
-            'JOIN "user" u ON u.id = c.giver_id '
-            "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'",
-            (name, *month, *counts_args),
-        )
-        # Every flattr in one pass: its status (R8), and its share: base, plus
-        # one cent for the r earliest counting ones (by time, then id); the
-        # fee is floor(share * fee_percent / 100). Not counting: 0 and 0.
-        # m is materialized so that R8's test runs once per flattr, not once per use.
-        _execute(
-            f"WITH m AS MATERIALIZED (SELECT f.id, f.giver_id, f.created_at, {counts} AS counts FROM {_scan('f')} "
-            f"  {givers} WHERE f.id BETWEEN ? AND ? AND f.period = ?) "
-            "UPDATE flattr SET status = s.status, share = s.share, fee = s.share * ? / 100 FROM ("
-            "  SELECT r.id, CASE WHEN r.counts = 1 THEN 'counted' ELSE 'not_counted' END AS status, "
-            "  CASE WHEN r.counts = 1 THEN r.base + CASE WHEN r.rn <= r.spend - r.base * r.n THEN 1 ELSE 0 END "
-            "  ELSE 0 END AS share FROM ("
-            "    SELECT m.id, m.counts, p.spend, p.n, p.spend / p.n AS base, "
-            "    ROW_NUMBER() OVER (PARTITION BY m.giver_id, m.counts ORDER BY m.created_at, m.id) AS rn FROM m "
-            "    LEFT JOIN close_plan p ON m.counts = 1 AND p.period = ? AND p.giver_id = m.giver_id) r"
-            "  ORDER BY r.id"  # SQLite then writes the rows in file order
-            ") s WHERE flattr.id = s.id",
-            (*counts_args, *month, cfg.fee_percent, name),
-        )
+            _plan_sqlite(cfg, name, month)
         totals = _execute(
             "SELECT COUNT(*), COALESCE(SUM(f.share - f.fee), 0), COALESCE(SUM(f.fee), 0), "
             f"SUM(CASE WHEN f.status = 'counted' THEN 1 ELSE 0 END) FROM {_scan('f')} "
