@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from .db import consistent_read, database
+from .db import consistent_read, database, execute
 from .models import Account, Deposit, Flattr, Payout, Period, Posting, Txn, User, utcnow
 
 NODE_ACCOUNTS = ("external", "fees", "payouts")
@@ -28,7 +28,8 @@ def user_account(user_id: int, kind: str) -> Account:
 
 
 def balance(user_id: int, kind: str) -> int:
-    return Account.select(Account.balance).where(Account.code == f"user:{user_id}:{kind}").scalar() or 0
+    row = execute("SELECT balance FROM account WHERE code = ?", (f"user:{user_id}:{kind}",)).fetchone()
+    return row[0] if row else 0
 
 
 def ensure_node_accounts() -> None:
