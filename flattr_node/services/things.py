@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from peewee import IntegrityError
 
-from ..db import database
+from ..db import database, select_composed
 from ..errors import Forbidden, NotFound, Validation
 from ..models import CATEGORIES, Thing, User
 from ..urls import normalize_url
@@ -76,7 +76,8 @@ def get_thing(thing_id) -> Thing:
     thing_id = row_id(thing_id)
     if thing_id is None:
         raise NotFound("no such thing")
-    thing = Thing.select(Thing, User).join(User).where(Thing.id == thing_id).first()
+    query = Thing.select(Thing, User).join(User).where(Thing.id == thing_id)
+    thing = next(iter(select_composed("things.get_thing", query, (thing_id,))), None)
     if thing is None:
         raise NotFound(f"no thing with id {thing_id}")
     return thing
