@@ -21,16 +21,21 @@ def ensure_period(name: str) -> None:
     Period.insert(name=name).on_conflict_ignore().execute()
 
 
-def _period_status(period: str) -> str:
-    """The period's status, creating its row on the first flattr of a month;
-    on PostgreSQL the row is share-locked, so a close cannot claim the period
-    while this flattr's transaction runs."""
-    sql = "SELECT status FROM period WHERE name = ?" + (" FOR SHARE" if is_postgres() else "")
-    row = execute(sql, (period,)).fetchone()
+def _period_status_and_funds(period: str, giver: User) -> tuple[str, int]:
+    """The period's status and the giver's funds, in one statement; the
+    period's row is made on the first flattr of a month. On PostgreSQL the
+    period's row is share-locked, so a close cannot claim the period while
+    this flattr's transaction runs."""
+    sql = (
+        "SELECT p.status, a.balance FROM period p LEFT JOIN account a ON a.code = ? WHERE p.name = ?"
+        + (" FOR SHARE OF p" if is_postgres() else "")
+    )
+    params = (f"user:{giver.id}:funds", period)
+    row = execute(sql, params).fetchone()
     if row is None:
         ensure_period(period)
-        row = execute(sql, (period,)).fetchone()
-    return row[0]
+        row = execute(sql, params).fetchone()
+    return row[0], row[1] or 0
 
 
 def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime) -> Flattr:
@@ -45,10 +50,9 @@ def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime) -> Flattr:
     if thing.archived:
         raise Forbidden("this thing is archived and can no longer be flattred")
     period = periods.name_of(now, cfg.tz)
-    state = _period_status(period)
+    state, funds = _period_status_and_funds(period, giver)
     if state != "open":
         raise PeriodClosed(f"the period {period} is {state}: no flattr can be added to it")
-    funds = ledger.balance(giver.id, "funds")
     if funds < cfg.min_monthly_budget:
         raise NoMoney(
             f"you need at least {format_amount(cfg.min_monthly_budget, cfg.currency)} in your funds to flattr "
