@@ -160,7 +160,18 @@ def flattrs_of(user: User, period: str | None, incoming: bool = False) -> list[F
     if period is not None and not periods.is_valid(period):
         raise Validation("period must be YYYY-MM", field="period")
     who = Flattr.owner if incoming else Flattr.giver
-    query = Flattr.select(Flattr, Thing).join(Thing).where(who == user)
+    # The giver's and owner's usernames come with each row (the API shows
+    # them): two lookups per flattr before, for up to 1000 flattrs.
+    giver, owner = User.alias(), User.alias()
+    query = (
+        Flattr.select(Flattr, Thing, giver.id, giver.username, owner.id, owner.username)
+        .join(Thing)
+        .switch(Flattr)
+        .join(giver, on=(Flattr.giver == giver.id), attr="giver")
+        .switch(Flattr)
+        .join(owner, on=(Flattr.owner == owner.id), attr="owner")
+        .where(who == user)
+    )
     if period:
         query = query.where(Flattr.period == period)
     return list(query.order_by(Flattr.created_at.desc(), Flattr.id.desc()).limit(1000))
