@@ -284,13 +284,23 @@ def check(cfg):
 @click.argument("path", type=click.Path(dir_okay=False))
 @node_command
 def backup(cfg, path):
-    """Write a consistent copy of the live database to PATH (SQLite online backup)."""
-    if dbmod.is_postgres():
-        fail("backup copies SQLite databases; for PostgreSQL use pg_dump")
+    """Write a consistent copy of the live database to PATH.
+
+    SQLite: a copy of the database file (SQLite's online backup), opened by
+    pointing `database` at it. PostgreSQL: a pg_dump archive
+    (--format=custom, one snapshot; only the node's schema if the URL's
+    options set a search_path), to restore with pg_restore into an empty
+    database (see docs/deployment.md). Either way while the node runs; PATH
+    must not exist.
+    """
     target = Path(path)
     if target.exists():
         fail(f"{path} exists: choose a new file")
     target.parent.mkdir(parents=True, exist_ok=True)
+    if dbmod.is_postgres():
+        _backup_postgres(cfg.database, target)
+        click.echo(f"backup written to {path}")
+        return
     source = dbmod.database.connection()
     dest = sqlite3.connect(str(target))
     total = source.execute("PRAGMA page_count").fetchone()[0]
@@ -305,6 +315,44 @@ def backup(cfg, path):
         dest.close()
     click.echo(f"backup written to {path}")
 
+
+def _backup_postgres(url: str, target: Path) -> None:
+    """pg_dump into a file made here (never one that was there); removed again
+    if pg_dump fails. On a terminal, a status line names the table being
+    copied: pg_dump tells which table, not how far it is."""
+    import shutil
+
+    from .pgbackup import MISSING, PgDumpError, dump, sets_search_path
+
+    # A node in a schema of its own (the URL sets a search_path): that schema,
+    # the one its tables are in, is the backup.
+    schema = dbmod.database.execute_sql("SELECT current_schema()").fetchone()[0] if sets_search_path(url) else None
+    if shutil.which("pg_dump") is None:  # before making the file
+        fail(MISSING)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a dump holds password hashes
+    except FileExistsError:
+        fail(f"{target} exists: choose a new file")
+    status = sys.stderr.isatty()
+    tables = 0
+
+    def on_table(name):
+        nonlocal tables
+        tables += 1
+        click.echo(f"\r\033[Kbacking up with pg_dump: table {tables}, {name}", nl=False, err=True)
+
+    try:
+        try:
+            dump(url, fd, schema, on_table if status else None)
+        finally:
+            os.close(fd)
+            if status and tables:
+                click.echo("\r\033[K", nl=False, err=True)
+    except BaseException as e:
+        target.unlink(missing_ok=True)
+        if isinstance(e, PgDumpError):
+            fail(str(e))
+        raise
 
 
 @main.command("migrate-db")
