@@ -4,14 +4,17 @@ and a month of data made with the services."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -53,6 +56,58 @@ def drop_pg_schema(base: str, name: str) -> None:
     conn.autocommit = True
     conn.cursor().execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
     conn.close()
+
+
+def need_pg_dump() -> None:
+    """Skip without pg_dump and pg_restore (fail in CI, where .ci/run installs them)."""
+    missing = [tool for tool in ("pg_dump", "pg_restore") if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI: {' and '.join(missing)} not found: .ci/run installs postgresql-client")
+    pytest.skip(f"needs {' and '.join(missing)} (the PostgreSQL client tools: apt install postgresql-client)")
+
+
+@contextlib.contextmanager
+def restored_pg_dump(archive: Path, node_url: str):
+    """Restore the `flattr-node backup` archive of the node at `node_url` into
+    a brand-new database on the same server, with pg_restore; yield the URL of
+    the restored node (the same search_path options). Dropped after."""
+    import psycopg2
+
+    parts = urlsplit(node_url)
+    server = urlunsplit(parts._replace(query=""))
+    name = f"r_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(server)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        target = urlunsplit(parts._replace(path="/" + name, query=""))
+        restore = subprocess.run(
+            ["pg_restore", "--exit-on-error", "--no-owner", "--dbname", target, str(archive)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert restore.returncode == 0, f"pg_restore failed:\n{restore.stderr}"
+        yield urlunsplit(parts._replace(path="/" + name))
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()
+
+
+def copy_rows(url: str, sql: str) -> list[tuple]:
+    """The rows of `sql` in the database at `url` (a backup's copy), read with
+    the driver alone so that the node's own binding is left as it is."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(dbmod.sqlite_path(url))) as conn:
+            return conn.execute(sql).fetchall()
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(url)) as conn:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
 
 
 def write_config(path: Path, database: str, **extra) -> Path:

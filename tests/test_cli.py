@@ -9,11 +9,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import pytest
 from conftest import PG_URL
+from nodeproc import copy_rows, need_pg_dump, restored_pg_dump
 
 from flattr_node import cli, ledger
 from flattr_node.db import database
@@ -45,6 +48,7 @@ def node(config_file, db):
         argv = [*BASE, "--config", str(config), *args] if config else [*BASE, *args]
         return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
 
+    run.config = config_file
     return run
 
 
@@ -173,8 +177,6 @@ def test_payout_commands_on_unknown_payouts(node):
 
 
 def test_backup_to_an_existing_path(node, tmp_path):
-    if PG_URL:
-        pytest.skip("backup is SQLite-only (PostgreSQL has pg_dump); see test_backup_on_postgresql")
     target = tmp_path / "exists.db"
     target.write_text("precious")
     assert_fails(node("backup", str(target)), "exists")
@@ -317,29 +319,103 @@ def test_check_fails_on_a_forged_deposit(node, make_user):
 
 
 def test_backup_is_a_checked_copy_with_the_same_data(node, tmp_path, make_user, cfg):
+    """SQLite: a database file. PostgreSQL: a pg_dump archive, restored with
+    pg_restore into a new database on the same server."""
     if PG_URL:
-        pytest.skip("backup is SQLite-only (PostgreSQL has pg_dump); see test_backup_on_postgresql")
+        need_pg_dump()
     kim = make_user("kim", 500)
     ann = make_user("ann", 300)
     things.register_thing(ann, {"url": "https://ann.example/p", "title": "p"})
     funds.open_deposit(kim, 99)
-    target = tmp_path / "backups" / "copy.db"
-    assert "backup written" in assert_ok(node("backup", str(target))).stdout
-    with sqlite3.connect(target) as copy:
-        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        for table in ("user", "account", "txn", "posting", "deposit", "thing", "schema_version"):
-            live = database.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
-            assert copy.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0] == live, table
-        assert dict(copy.execute("SELECT code, balance FROM account")) == dict(Account.select(Account.code, Account.balance).tuples())
-    copy_config = write_config(tmp_path / "copy.toml", f"sqlite:///{target}")
+    target = tmp_path / "backups" / ("copy.dump" if PG_URL else "copy.db")
+    result = assert_ok(node("backup", str(target)))
+    assert f"backup written to {target}" in result.stdout
+    if PG_URL:
+        assert result.stderr == ""  # not a terminal: no status line
+        assert oct(target.stat().st_mode & 0o777) == "0o600"  # it holds password hashes
+        with restored_pg_dump(target, cfg.database) as copy_url:
+            assert_copy_is_the_node(node, tmp_path, copy_url)
+    else:
+        with sqlite3.connect(target) as copy:
+            assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert_copy_is_the_node(node, tmp_path, f"sqlite:///{target}")
+
+
+def assert_copy_is_the_node(node, tmp_path, copy_url):
+    for table in ("user", "account", "txn", "posting", "deposit", "thing", "schema_version"):
+        live = database.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+        assert copy_rows(copy_url, f'SELECT COUNT(*) FROM "{table}"')[0][0] == live, table
+    balances = dict(Account.select(Account.code, Account.balance).tuples())
+    assert balances and dict(copy_rows(copy_url, "SELECT code, balance FROM account")) == balances
+    copy_config = write_config(tmp_path / "copy.toml", copy_url)
     assert "ledger ok" in assert_ok(node("check", config=copy_config)).stdout
 
 
-def test_backup_on_postgresql(node, tmp_path):
+def test_backup_on_postgresql_without_pg_dump(node, tmp_path):
+    """No PostgreSQL client tools on the PATH: one line that says what to install, no file."""
     if not PG_URL:
         pytest.skip("runs only against PostgreSQL (FLATTR_TEST_DATABASE)")
-    assert_fails(node("backup", str(tmp_path / "x.db")), "pg_dump")
-    assert not (tmp_path / "x.db").exists()
+    (tmp_path / "empty").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("FLATTR_NODE_CONFIG", "FLATTR_NODE_LOG_LEVEL")}
+    env["PATH"] = str(tmp_path / "empty")
+    target = tmp_path / "copy.dump"
+    result = subprocess.run(
+        [*BASE, "--config", str(node.config), "backup", str(target)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert_fails(result, "pg_dump", "PostgreSQL client tools")
+    assert not target.exists()
+
+
+def test_backup_when_pg_dump_fails(node, tmp_path):
+    """pg_dump starts, then fails (a table in the node's schema that the node's
+    role may not read): its error in one line, exit 1, no file left behind."""
+    if not PG_URL:
+        pytest.skip("runs only against PostgreSQL (FLATTR_TEST_DATABASE)")
+    need_pg_dump()
+    import psycopg2
+
+    suffix = uuid.uuid4().hex[:12]
+    role, schema = f"t_role_{suffix}", f"t_{suffix}"
+    admin = psycopg2.connect(PG_URL)
+    admin.autocommit = True
+    cur = admin.cursor()
+    cur.execute(f"CREATE ROLE {role} LOGIN")
+    cur.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {role}")
+    try:
+        parts = urlsplit(PG_URL)
+        netloc = f"{role}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        sep = "&" if parts.query else ""
+        url = urlunsplit(parts._replace(netloc=netloc, query=f"{parts.query}{sep}options=-csearch_path%3D{schema}"))
+        config = write_config(tmp_path / "role.toml", url)
+        assert_ok(node("check", config=config))  # the node's tables, made by its role
+        cur.execute(f"CREATE TABLE {schema}.operators_notes (note text)")  # the superuser's, unreadable to the role
+        target = tmp_path / "copy.dump"
+        line = assert_fails(node("backup", str(target), config=config), "pg_dump failed", "permission denied", "operators_notes")
+        assert "Query was" not in line  # the error, not pg_dump's detail line after it
+        assert not target.exists()
+        cur.execute(f"DROP TABLE {schema}.operators_notes")
+        assert "backup written" in assert_ok(node("backup", str(target), config=config)).stdout
+    finally:
+        cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        cur.execute(f"DROP ROLE {role}")
+        admin.close()
+
+
+def test_pg_dump_gets_the_password_in_its_environment_only():
+    from flattr_node.pgbackup import pg_dump_command, sets_search_path
+
+    url = "postgresql://kim:s%40cr%27t@db.example:5433/flattr?sslmode=require&options=-csearch_path%3Dnode1"
+    argv, env = pg_dump_command(url, "node1")
+    assert not [arg for arg in argv if "s@cr't" in arg or "s%40cr" in arg], argv
+    assert env["PGPASSWORD"] == "s@cr't"
+    assert argv[:2] == ["pg_dump", "--format=custom"]
+    assert '--schema="node1"' in argv
+    conninfo = argv[-1].removeprefix("--dbname=")
+    for part in ("dbname='flattr'", "host='db.example'", "port='5433'", "user='kim'", "sslmode='require'"):
+        assert part in conninfo, conninfo
+    assert sets_search_path(url) and not sets_search_path("postgresql://kim@db.example/flattr")
+    argv, env = pg_dump_command("postgresql://kim@db.example/flattr")
+    assert not [arg for arg in argv if arg.startswith("--schema")]
 
 
 def test_init_in_an_empty_directory(tmp_path):
@@ -383,8 +459,7 @@ def test_paths_that_cannot_be_written(node, tmp_path, database_url):
     assert_fails(node("init", config=a_file / "config.toml"), "a-file")
     broken = write_config(tmp_path / "broken-db.toml", f"sqlite:///{a_file}/node.db")
     assert_fails(node("check", config=broken), "a-file")
-    if not PG_URL:
-        assert_fails(node("backup", str(a_file / "copy.db")), "a-file")
+    assert_fails(node("backup", str(a_file / "copy.db")), "a-file")
     assert a_file.read_text() == "not a directory"
 
 
