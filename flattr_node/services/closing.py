@@ -292,6 +292,46 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
         hook("plan", 0, givers)
 
 
+def _amounts_sqlite(name: str, fees_id: int, any_fees: bool) -> None:
+    """SQLite: every paying giver's revenue and fee postings, summed per giver
+    and account, into the temporary table close_amounts, in one pass over the
+    month in file order (no write lock is held: it only reads the database).
+
+    The batches then read their givers' rows by key instead of fetching each
+    flattr at random through the (period, giver_id, ...) index and summing
+    it under the write lock (1M flattrs: this pass 1.75 s, those reads about
+    3 s over the batches). The plan fixed every flattr's status, share and
+    fee in its committed transaction and nothing changes them after it, so
+    the rows are the ones a batch would read; the foreign keys still check
+    every account id as its posting is written. A resumed close builds the
+    table again.
+    """
+    lo, hi = _month(name)
+    _execute("DROP TABLE IF EXISTS temp.close_amounts")
+    _execute(
+        "CREATE TEMP TABLE close_amounts (giver_id INTEGER NOT NULL, account_id INTEGER NOT NULL, "
+        "amount INTEGER NOT NULL, PRIMARY KEY (giver_id, account_id)) WITHOUT ROWID"
+    )
+    # Each owner's revenue gets the shares less the fee ...
+    _execute(
+        "INSERT INTO close_amounts (giver_id, account_id, amount) "
+        "SELECT f.giver_id, a.id, SUM(f.share - f.fee) FROM flattr f NOT INDEXED "
+        "JOIN account a ON a.user_id = f.owner_id AND a.kind = 'revenue' "
+        "WHERE f.id BETWEEN ? AND ? AND f.period = ? AND f.status = 'counted' "
+        "GROUP BY f.giver_id, a.id HAVING SUM(f.share - f.fee) > 0",
+        (lo, hi, name),
+    )
+    # ... and the node's fee account the fees (no revenue account is it).
+    if any_fees:
+        _execute(
+            "INSERT INTO close_amounts (giver_id, account_id, amount) "
+            "SELECT f.giver_id, ?, SUM(f.fee) FROM flattr f NOT INDEXED "
+            "WHERE f.id BETWEEN ? AND ? AND f.period = ? AND f.status = 'counted' "
+            "GROUP BY f.giver_id HAVING SUM(f.fee) > 0",
+            (fees_id, lo, hi, name),
+        )
+
+
 def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: dt.datetime) -> None:
     total = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0)).count()
     done = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0) & ClosePlan.txn.is_null(False)).count()
@@ -299,15 +339,41 @@ def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: 
     # The plan's fee total is the sum of every flattr's fee (all >= 0): when it
     # is 0, the fee postings below would find nothing, so they are not looked for.
     any_fees = (Period.select(Period.fees).where(Period.name == name).scalar() or 0) > 0
+    sqlite = not is_postgres()
+    try:
+        if sqlite:
+            _amounts_sqlite(name, fees_id, any_fees)
+        _apply_batches(name, runner, batch_size, hook, now, fees_id, any_fees, done, total)
+    finally:
+        if sqlite:
+            with contextlib.suppress(Exception):  # the database itself may be what failed
+                _execute("DROP TABLE IF EXISTS temp.close_amounts")
+
+
+def _apply_batches(
+    name: str,
+    runner: str,
+    batch_size: int,
+    hook: StepHook | None,
+    now: dt.datetime,
+    fees_id: int,
+    any_fees: bool,
+    done: int,
+    total: int,
+) -> None:
+    sqlite = not is_postgres()
+    # Batches go in giver order and each commits all of its givers, so the
+    # next one starts after the last giver done here (a resumed close: at 0).
+    after = 0
     while True:
         with database.atomic():
             _renew(name, runner)
             givers = [
                 row[0]
                 for row in _execute(
-                    "SELECT giver_id FROM close_plan WHERE period = ? AND spend > 0 AND txn_id IS NULL "
+                    "SELECT giver_id FROM close_plan WHERE period = ? AND giver_id > ? AND spend > 0 AND txn_id IS NULL "
                     "ORDER BY giver_id LIMIT ?",
-                    (name, batch_size),
+                    (name, after, batch_size),
                 ).fetchall()
             ]
             if not givers:
@@ -334,31 +400,21 @@ def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: 
                 "WHERE p.period = ? AND p.giver_id BETWEEN ? AND ? AND p.spend > 0",
                 rng,
             )
-            # ... each owner's revenue gets its shares less the fee ...
-            # (Summed per giver and owner first, the plan row is looked up once per sum.)
-            _execute(
-                "INSERT INTO posting (txn_id, account_id, amount) "
-                "SELECT p.txn_id, x.account_id, x.amount FROM ("
-                "  SELECT f.giver_id, a.id AS account_id, SUM(f.share - f.fee) AS amount FROM flattr f "
-                "  JOIN account a ON a.user_id = f.owner_id AND a.kind = 'revenue' "
-                "  WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' "
-                "  GROUP BY f.giver_id, a.id HAVING SUM(f.share - f.fee) > 0"
-                ") x JOIN close_plan p ON p.period = ? AND p.giver_id = x.giver_id AND p.spend > 0",
-                (*rng, name),
-            )
-            # ... and the node's fee account the fees.
-            if any_fees:
+            if sqlite:
+                # ... the owners' revenue and the node's fees get theirs, as
+                # summed before the batches (_amounts_sqlite) ...
                 _execute(
                     "INSERT INTO posting (txn_id, account_id, amount) "
-                    "SELECT p.txn_id, ?, SUM(f.fee) FROM flattr f "
-                    "JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
-                    "WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' AND p.spend > 0 "
-                    "GROUP BY p.txn_id HAVING SUM(f.fee) > 0",
-                    (fees_id, *rng),
+                    "SELECT p.txn_id, x.account_id, x.amount FROM close_amounts x "
+                    "JOIN close_plan p ON p.period = ? AND p.giver_id = x.giver_id AND p.spend > 0 "
+                    "WHERE x.giver_id BETWEEN ? AND ?",
+                    rng,
                 )
+            else:
+                _post_revenue_and_fees(rng, name, fees_id, any_fees)
             # Cached balances move in the same transaction as their postings,
             # their rows locked in id order first, as every writer does (db.lock_accounts).
-            if is_postgres():
+            if not sqlite:
                 _execute(
                     "SELECT id FROM account WHERE id IN (SELECT x.account_id FROM posting x "
                     "JOIN close_plan p ON p.txn_id = x.txn_id WHERE p.period = ? AND p.giver_id BETWEEN ? AND ?) "
@@ -373,11 +429,38 @@ def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: 
                 ") d WHERE account.id = d.account_id",
                 rng,
             )
+            after = hi
             done += len(givers)
             if hook:
                 hook("apply:before-commit", done, total)
         if hook:
             hook("apply", done, total)
+
+
+def _post_revenue_and_fees(rng: tuple[str, int, int], name: str, fees_id: int, any_fees: bool) -> None:
+    """PostgreSQL: a batch's revenue and fee postings, read from its flattrs."""
+    # Each owner's revenue gets its shares less the fee ...
+    # (Summed per giver and owner first, the plan row is looked up once per sum.)
+    _execute(
+        "INSERT INTO posting (txn_id, account_id, amount) "
+        "SELECT p.txn_id, x.account_id, x.amount FROM ("
+        "  SELECT f.giver_id, a.id AS account_id, SUM(f.share - f.fee) AS amount FROM flattr f "
+        "  JOIN account a ON a.user_id = f.owner_id AND a.kind = 'revenue' "
+        "  WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' "
+        "  GROUP BY f.giver_id, a.id HAVING SUM(f.share - f.fee) > 0"
+        ") x JOIN close_plan p ON p.period = ? AND p.giver_id = x.giver_id AND p.spend > 0",
+        (*rng, name),
+    )
+    # ... and the node's fee account the fees.
+    if any_fees:
+        _execute(
+            "INSERT INTO posting (txn_id, account_id, amount) "
+            "SELECT p.txn_id, ?, SUM(f.fee) FROM flattr f "
+            "JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
+            "WHERE f.period = ? AND f.giver_id BETWEEN ? AND ? AND f.status = 'counted' AND p.spend > 0 "
+            "GROUP BY p.txn_id HAVING SUM(f.fee) > 0",
+            (fees_id, *rng),
+        )
 
 
 def _finish(name: str, runner: str, now: dt.datetime) -> None:
