@@ -263,7 +263,8 @@ def _plan_postgres(cfg: Config, name: str, month: tuple[int, int, str]) -> None:
     )
 
 
-def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
+def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> tuple[int, int]:
+    """Plan the close; return the month's flattr ids (`_month`) for the apply."""
     with database.atomic():
         _renew(name, runner)
         _execute("DELETE FROM close_plan WHERE period = ?", (name,))
@@ -290,9 +291,10 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None) -> None:
     log.info("period %s: planned %d flattrs (%d counting) of %d paying givers", name, totals[0], totals[3] or 0, givers)
     if hook:
         hook("plan", 0, givers)
+    return lo, hi
 
 
-def _amounts_sqlite(name: str, fees_id: int, any_fees: bool) -> None:
+def _amounts_sqlite(name: str, fees_id: int, any_fees: bool, month: tuple[int, int] | None) -> None:
     """SQLite: every paying giver's revenue and fee postings, summed per giver
     and account, into the temporary table close_amounts, in one pass over the
     month in file order (no write lock is held: it only reads the database).
@@ -306,7 +308,7 @@ def _amounts_sqlite(name: str, fees_id: int, any_fees: bool) -> None:
     every account id as its posting is written. A resumed close builds the
     table again.
     """
-    lo, hi = _month(name)
+    lo, hi = month or _month(name)
     for temp in ("close_amounts", "close_revenue"):
         _execute(f"DROP TABLE IF EXISTS temp.{temp}")
     _execute(
@@ -343,7 +345,11 @@ def _amounts_sqlite(name: str, fees_id: int, any_fees: bool) -> None:
         )
 
 
-def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: dt.datetime) -> None:
+def _apply(
+    name: str, runner: str, batch_size: int, hook: StepHook | None, now: dt.datetime, month: tuple[int, int] | None = None
+) -> None:
+    """The batches; `month` is the plan's `_month` when the plan ran just before
+    (no flattr joins a period once it is closing), None on a resumed close."""
     total = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0)).count()
     done = ClosePlan.select().where((ClosePlan.period == name) & (ClosePlan.spend > 0) & ClosePlan.txn.is_null(False)).count()
     fees_id = node_account("fees").id
@@ -353,7 +359,7 @@ def _apply(name: str, runner: str, batch_size: int, hook: StepHook | None, now: 
     sqlite = not is_postgres()
     try:
         if sqlite:
-            _amounts_sqlite(name, fees_id, any_fees)
+            _amounts_sqlite(name, fees_id, any_fees, month)
         _apply_batches(name, runner, batch_size, hook, now, fees_id, any_fees, done, total)
     finally:
         if sqlite:
@@ -501,11 +507,12 @@ def _close_one(cfg: Config, name: str, now: dt.datetime, runner: str, hook: Step
     try:
         with _page_cache():
             stage = Period.select(Period.stage).where(Period.name == name).scalar()
+            month = None
             if stage == "plan":
-                _plan(cfg, name, runner, hook)
+                month = _plan(cfg, name, runner, hook)
                 stage = "apply"
             if stage == "apply":
-                _apply(name, runner, cfg.close_batch_size, hook, now)
+                _apply(name, runner, cfg.close_batch_size, hook, now, month)
             _finish(name, runner, now)
     except BaseException:
         _release(name, runner)
