@@ -25,6 +25,13 @@ def test_every_key_is_documented_in_the_example_with_its_default():
         assert documented[key] == getattr(defaults, key), f"{key}: example says {documented[key]!r}"
 
 
+def test_the_repository_example_is_the_packaged_one():
+    """config.example.toml at the top of the repository is what people read;
+    the packaged copy is what `init` writes: they must not drift apart."""
+    top = Path(__file__).resolve().parent.parent / "config.example.toml"
+    assert top.read_text() == EXAMPLE.read_text()
+
+
 def test_every_key_has_a_comment_above_it():
     lines = EXAMPLE.read_text().splitlines()
     for key in KEYS:
