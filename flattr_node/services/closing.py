@@ -165,59 +165,84 @@ _SPEND = "CASE WHEN u.monthly_budget < a.balance THEN u.monthly_budget ELSE a.ba
 
 
 def _plan_sqlite(cfg: Config, name: str, month: tuple[int, int, str]) -> None:
-    """The plan on SQLite: three passes over the month, none of them a sort.
+    """The plan on SQLite: per-giver temporary tables, then one UPDATE that
+    walks the month in file order; no sort and no per-flattr table.
 
-    1. The period's givers, into a temporary table (R8's test is a probe).
-    2. close_plan: each giver's counting flattrs and spend.
-    3. Every flattr's share, computed from the (period, giver_id, created_at,
-       id, owner_id) index - each giver's flattrs in order of time, so the
-       running count of counting flattrs is the rank without a sort - into a
-       temporary table keyed by flattr id; then one UPDATE walks the month in
-       file order and looks each row's share up by id.
+    1. R8's test as a probe: the owners of the period's flattrs who gave
+       nothing in it, into close_nongivers (a flattr counts unless its owner
+       is there). They are usually far fewer than the period's givers (in the
+       benchmark 1,000 against 100,000), and the probe is made in each of the
+       three passes below.
+    2. close_plan: each giver's counting flattrs (n) and spend.
+    3. close_cut, one row per planned giver: base = spend / n, r = spend % n,
+       and the cut: (created_at, id) of the r-th earliest counting flattr
+       (none when r = 0). It is found on the (period, giver_id, created_at,
+       id, owner_id) index - each giver's counting flattrs in order of time,
+       so ROW_NUMBER() is the rank without a sort - keeping one row per giver.
+    4. One UPDATE over the month in file order: a counting flattr gets base,
+       plus one cent if (created_at, id) <= the cut (the r earliest, compared
+       on the stored values the index orders by), the fee floor(share *
+       fee_percent / 100) (0 without computing it when fee_percent is 0);
+       a flattr that does not count: 0 and 0.
 
-    (SQLite's UPDATE ... FROM over the ranked rows took 2.5 times as long:
+    (1M flattrs: these statements 3.4 s, where a temporary table of every
+    flattr's share, looked up by id in the UPDATE, took 4.5 s. SQLite's
+    UPDATE ... FROM over the ranked rows took 2.5 times as long as that:
     docs/performance.md.)
     """
-    for temp in ("close_givers", "close_shares"):
+    for temp in ("close_nongivers", "close_cut"):
         _execute(f"DROP TABLE IF EXISTS temp.{temp}")
     if cfg.revenue_requires_giving:
-        _execute("CREATE TEMP TABLE close_givers (giver_id INTEGER PRIMARY KEY)")
-        _execute("INSERT INTO close_givers SELECT DISTINCT giver_id FROM flattr WHERE period = ?", (name,))
-        givers = "LEFT JOIN close_givers g ON g.giver_id = f.owner_id"
-        counts = "(g.giver_id IS NOT NULL)"
+        _execute("CREATE TEMP TABLE close_nongivers (owner_id INTEGER PRIMARY KEY)")
+        _execute(
+            "INSERT INTO close_nongivers SELECT o.owner_id FROM ("
+            "  SELECT DISTINCT owner_id FROM flattr INDEXED BY flattr_period_owner_id WHERE period = ?) o "
+            "WHERE NOT EXISTS (SELECT 1 FROM flattr g INDEXED BY flattr_period_giver_id_created_at_id_owner_id "
+            "  WHERE g.period = ? AND g.giver_id = o.owner_id)",
+            (name, name),
+        )
+        gave, gave_row = "AND f.owner_id NOT IN close_nongivers", "AND flattr.owner_id NOT IN close_nongivers"
+        not_counting = "flattr.owner_id IN close_nongivers"
     else:
-        givers, counts = "", "1"
+        gave = gave_row = ""
+        not_counting = "0"
     _execute(
         f"INSERT INTO close_plan (period, giver_id, spend, n) SELECT ?, c.giver_id, {_SPEND}, c.n "
-        f"FROM (SELECT f.giver_id, COUNT(*) AS n FROM flattr f {givers} "
-        f"  WHERE f.period = ? AND {counts} GROUP BY f.giver_id) c "
+        f"FROM (SELECT f.giver_id, COUNT(*) AS n FROM flattr f WHERE f.period = ? {gave} GROUP BY f.giver_id) c "
         'JOIN "user" u ON u.id = c.giver_id '
         "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'",
         (name, name),
     )
-    # share: base, plus one cent for the r earliest counting flattrs (by time,
-    # then id), where base = spend / n and r = spend % n; not counting: 0.
-    _execute("CREATE TEMP TABLE close_shares (id INTEGER PRIMARY KEY, counts INTEGER NOT NULL, share INTEGER NOT NULL)")
     _execute(
-        "INSERT INTO close_shares SELECT r.id, r.counts, "
-        "CASE WHEN r.counts THEN r.spend / r.n + CASE WHEN r.rank <= r.spend % r.n THEN 1 ELSE 0 END ELSE 0 END FROM ("
-        f"  SELECT f.id, {counts} AS counts, p.spend, p.n, "
-        f"  SUM({counts}) OVER (PARTITION BY f.giver_id ORDER BY f.created_at, f.id ROWS UNBOUNDED PRECEDING) AS rank "
-        f"  FROM flattr f INDEXED BY flattr_period_giver_id_created_at_id_owner_id {givers} "
-        "  LEFT JOIN close_plan p ON p.period = f.period AND p.giver_id = f.giver_id "
-        "  WHERE f.period = ?"
-        ") r ORDER BY r.id",
+        "CREATE TEMP TABLE close_cut (giver_id INTEGER PRIMARY KEY, base INTEGER NOT NULL, r INTEGER NOT NULL, "
+        "cut_at DATETIME, cut_id INTEGER)"
+    )
+    _execute("INSERT INTO close_cut (giver_id, base, r) SELECT giver_id, spend / n, spend % n FROM close_plan WHERE period = ?", (name,))
+    # r < n, so a giver with r > 0 has an r-th counting flattr.
+    _execute(
+        "INSERT INTO close_cut (giver_id, base, r, cut_at, cut_id) SELECT w.giver_id, c.base, c.r, w.created_at, w.id FROM ("
+        "  SELECT f.giver_id, f.created_at, f.id, ROW_NUMBER() OVER (PARTITION BY f.giver_id ORDER BY f.created_at, f.id) AS rn "
+        f"  FROM flattr f INDEXED BY flattr_period_giver_id_created_at_id_owner_id WHERE f.period = ? {gave}"
+        ") w JOIN close_cut c ON c.giver_id = w.giver_id WHERE w.rn = c.r "
+        "ON CONFLICT (giver_id) DO UPDATE SET cut_at = excluded.cut_at, cut_id = excluded.cut_id",
         (name,),
     )
-    # The fee is floor(share * fee_percent / 100).
+    # Exactly one of the two SELECTs finds a row: the first for a counting
+    # flattr (its giver has a plan row), the second for one that does not
+    # count. (LIMIT 1 only spares the second probe.) With the cut NULL
+    # (r = 0) the comparison is NULL: no extra cent. A counting flattr whose
+    # giver had no plan row (no funds account) would find neither and fail
+    # the NOT NULL on status, stopping the plan.
+    share = "c.base + CASE WHEN (flattr.created_at, flattr.id) <= (c.cut_at, c.cut_id) THEN 1 ELSE 0 END"
+    fee, fee_args = ("0", ()) if cfg.fee_percent == 0 else (f"({share}) * ? / 100", (cfg.fee_percent,))
     _execute(
         "UPDATE flattr NOT INDEXED SET (status, share, fee) = ("
-        "  SELECT CASE WHEN s.counts THEN 'counted' ELSE 'not_counted' END, s.share, s.share * ? / 100 "
-        "  FROM close_shares s WHERE s.id = flattr.id"
+        f"  SELECT 'counted', {share}, {fee} FROM close_cut c WHERE c.giver_id = flattr.giver_id {gave_row} "
+        f"  UNION ALL SELECT 'not_counted', 0, 0 WHERE {not_counting} LIMIT 1"
         ") WHERE flattr.id BETWEEN ? AND ? AND flattr.period = ?",
-        (cfg.fee_percent, *month),
+        (*fee_args, *month),
     )
-    for temp in ("close_givers", "close_shares"):
+    for temp in ("close_nongivers", "close_cut"):
         _execute(f"DROP TABLE IF EXISTS temp.{temp}")
 
 
