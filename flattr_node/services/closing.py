@@ -32,6 +32,7 @@ from collections.abc import Callable
 from .. import periods
 from ..config import Config
 from ..db import database, is_postgres, locked
+from ..db import execute as _execute
 from ..errors import Validation
 from ..ledger import node_account
 from ..models import ClosePlan, Flattr, Period, utcnow
@@ -72,14 +73,6 @@ def _page_cache():
             database.execute_sql(f"PRAGMA temp_store = {int(temp_store)}")
         except Exception:  # the database itself may be what failed
             log.warning("could not restore the page cache size", exc_info=True)
-
-
-def _sql(text: str) -> str:
-    return text.replace("?", database.param)
-
-
-def _execute(text: str, params=()):
-    return database.execute_sql(_sql(text), params)
 
 
 def new_runner_id() -> str:
