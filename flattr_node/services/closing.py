@@ -180,8 +180,8 @@ def _plan_sqlite(cfg: Config, name: str, month: tuple[int, int, str]) -> None:
 
     (1M flattrs: these statements 3.4 s, where a temporary table of every
     flattr's share, looked up by id in the UPDATE, took 4.5 s. SQLite's
-    UPDATE ... FROM over the ranked rows took 2.5 times as long as that:
-    docs/performance.md.)
+    UPDATE ... FROM over the ranked rows took more than twice as long as
+    such a lookup: docs/performance.md.)
     """
     for temp in ("close_nongivers", "close_cut"):
         _execute(f"DROP TABLE IF EXISTS temp.{temp}")
