@@ -154,6 +154,8 @@ def select_composed(key: str, query, params: tuple):
 
     For SELECTs of a fixed shape on hot paths (a thing and its owner):
     composing one costs peewee more than running it costs the database.
+    The rows go through the query's `_get_cursor_wrapper`, what peewee's own
+    `execute()` calls: a peewee upgrade that changes it fails the thing tests.
     """
     cache_key = (key, type(database.obj))
     sql = _COMPOSED.get(cache_key)
