@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,7 +42,9 @@ def _period_status_and_funds(period: str, giver: User) -> tuple[str, int]:
 
 
 def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime, state_and_funds: tuple[str, int] | None = None) -> Flattr:
-    """Inside a write transaction: every rule, then one row.
+    """Every rule, then one row: inside a write transaction, except for a
+    flattr by id on PostgreSQL, whose one write checks the period itself
+    (_flattr_statements).
 
     The flattr path is the node's hottest write, so its statements are SQL
     text rather than peewee queries (composing those cost more than running
@@ -61,29 +64,45 @@ def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime, state_and_
             f"(you have {format_amount(funds, cfg.currency)}): open a deposit with POST /api/v1/deposits "
             "or on your dashboard, or move revenue into your funds"
         )
+    # The insert itself makes sure, with the period's row share-locked on
+    # PostgreSQL, that the period is still open: a close that claims it
+    # waits for this insert, or this insert sees the claim and adds nothing.
     # One flattr per thing per month (R7) is the unique (giver_id, thing_id,
     # period) index: a second one, even from a concurrent request, inserts
     # nothing and returns no id.
     row = execute(
         "INSERT INTO flattr (giver_id, thing_id, owner_id, period, created_at, status) "
-        "VALUES (?, ?, ?, ?, ?, 'pending') ON CONFLICT (giver_id, thing_id, period) DO NOTHING RETURNING id",
-        (giver.id, thing.id, thing.owner_id, period, Flattr.created_at.db_value(now)),
+        "SELECT ?, ?, ?, ?, ?, 'pending' "
+        f"WHERE EXISTS (SELECT 1 FROM period p WHERE p.name = ? AND p.status = 'open'{_lock_period()}) "
+        "ON CONFLICT (giver_id, thing_id, period) DO NOTHING RETURNING id",
+        (giver.id, thing.id, thing.owner_id, period, Flattr.created_at.db_value(now), period),
     ).fetchone()
     if row is None:
+        state = execute("SELECT status FROM period WHERE name = ?", (period,)).fetchone()[0]
+        if state != "open":
+            raise PeriodClosed(f"the period {period} is {state}: no flattr can be added to it")
         raise FlattrOnce(f"you already flattred this thing in {period}: one flattr per thing per month")
     return Flattr(id=row[0], giver=giver, thing=thing, owner=thing.owner, period=period, created_at=now, status="pending")
 
 
 def _flattr_context(number: int, period: str, giver: User):
     """In one statement: the thing with its owner's name, the period's
-    status and the giver's funds (a round trip fewer on PostgreSQL)."""
+    status and the giver's funds."""
     return execute(
         "SELECT t.id, t.owner_id, t.url, t.title, t.archived, u.username, "
-        f"(SELECT p.status FROM period p WHERE p.name = ?{_lock_period()}), "
+        "(SELECT p.status FROM period p WHERE p.name = ?), "
         "(SELECT a.balance FROM account a WHERE a.code = ?) "
         'FROM thing t JOIN "user" u ON u.id = t.owner_id WHERE t.id = ?',
         (period, f"user:{giver.id}:funds", number),
     ).fetchone()
+
+
+def _flattr_statements():
+    """SQLite: a flattr's statements in one IMMEDIATE transaction (writers
+    queue for the lock up front). PostgreSQL: each statement commits on its
+    own, two round trips fewer than BEGIN ... COMMIT: its one write, the
+    INSERT, re-checks the period under a share lock (see _record)."""
+    return contextlib.nullcontext() if is_postgres() else database.atomic()
 
 
 def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = None) -> Flattr:
@@ -92,7 +111,7 @@ def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = N
     if number is None:
         raise NotFound("no such thing")
     period = periods.name_of(now, cfg.tz)
-    with database.atomic():
+    with _flattr_statements():
         row = _flattr_context(number, period, giver)
         if row is None:
             raise NotFound(f"no thing with id {number}")
