@@ -65,22 +65,15 @@ def thing(cfg: Config, t: Thing, viewer: User | None = None) -> dict:
     return data
 
 
-def _username(f: Flattr, role: str) -> str:
-    """The giver's or owner's username: from the person the flattr was made
-    or read with, else one query."""
-    person = f.__rel__.get(role)
-    if person is not None and person.username:
-        return person.username
-    return User.select(User.username).where(User.id == getattr(f, f"{role}_id")).scalar()
-
-
 def flattr(cfg: Config, f: Flattr) -> dict:
     t = f.thing
     return {
         "id": f.id,
         "thing": {"id": t.id, "url": t.url, "title": t.title},
-        "giver": {"username": _username(f, "giver")},
-        "owner": {"username": _username(f, "owner")},
+        # The giver and owner come with the flattr (flattring reads or makes
+        # them with it); peewee would look up one that did not.
+        "giver": {"username": f.giver.username},
+        "owner": {"username": f.owner.username},
         "period": f.period,
         "created_at": periods.iso(f.created_at, cfg.tz),
         "status": f.status,

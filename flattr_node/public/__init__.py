@@ -202,7 +202,7 @@ def _badge(count: int, size: str, tag: str):
 
 @bp.get("/things/<int:thing_id>/badge.svg")
 def badge(thing_id):
-    return _badge(flattring.badge_count(cfg(), thing_id), _size_arg(), f"t{thing_id}")
+    return _badge(flattring.count_this_period(cfg(), thing_id), _size_arg(), f"t{thing_id}")
 
 
 @bp.get("/badge.svg")

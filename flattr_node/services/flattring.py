@@ -23,26 +23,35 @@ def ensure_period(name: str) -> None:
 
 
 def _lock_period() -> str:
-    """On PostgreSQL a flattr share-locks its period's row, so a close cannot
-    claim the period while the flattr's transaction runs (SQLite: the write
+    """On PostgreSQL a flattr's insert share-locks its period's row, so a
+    close cannot claim the period while the insert runs (SQLite: the write
     lock does it)."""
     return " FOR SHARE" if is_postgres() else ""
 
 
-def _period_status_and_funds(period: str, giver: User) -> tuple[str, int]:
-    """The period's status and the giver's funds; the period's row is made
-    on the first flattr of a month."""
-    sql = "SELECT p.status, (SELECT a.balance FROM account a WHERE a.code = ?) FROM period p WHERE p.name = ?" + _lock_period()
-    params = (f"user:{giver.id}:funds", period)
-    row = execute(sql, params).fetchone()
-    if row is None:
+def _flattr_context(thing_id: int, period: str, giver: User):
+    """In one statement: the thing with its owner's name, the period's
+    status and the giver's funds; the period's row is made on the month's
+    first flattr. None if there is no such thing."""
+
+    def read():
+        return execute(
+            "SELECT t.id, t.owner_id, t.url, t.title, t.archived, u.username, "
+            "(SELECT p.status FROM period p WHERE p.name = ?), "
+            "(SELECT a.balance FROM account a WHERE a.code = ?) "
+            'FROM thing t JOIN "user" u ON u.id = t.owner_id WHERE t.id = ?',
+            (period, f"user:{giver.id}:funds", thing_id),
+        ).fetchone()
+
+    row = read()
+    if row is not None and row[6] is None:
         ensure_period(period)
-        row = execute(sql, params).fetchone()
-    return row[0], row[1] or 0
+        row = read()
+    return row
 
 
-def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime, state_and_funds: tuple[str, int] | None = None) -> Flattr:
-    """Every rule, then one row: inside a write transaction, except for a
+def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr:
+    """Every rule, then one row. Inside a write transaction, except for a
     flattr by id on PostgreSQL, whose one write checks the period itself
     (_flattr_statements).
 
@@ -50,14 +59,19 @@ def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime, state_and_
     text rather than peewee queries (composing those cost more than running
     them): docs/performance.md.
     """
+    period = periods.name_of(now, cfg.tz)
+    row = _flattr_context(thing_id, period, giver)
+    if row is None:
+        raise NotFound(f"no thing with id {thing_id}")
+    tid, owner_id, url, title, archived, username, state, funds = row
+    thing = Thing(id=tid, owner=User(id=owner_id, username=username), url=url, title=title, archived=bool(archived))
     if thing.owner_id == giver.id:
         raise FlattrOwner("you cannot flattr your own thing")
     if thing.archived:
         raise Forbidden("this thing is archived and can no longer be flattred")
-    period = periods.name_of(now, cfg.tz)
-    state, funds = state_and_funds or _period_status_and_funds(period, giver)
     if state != "open":
         raise PeriodClosed(f"the period {period} is {state}: no flattr can be added to it")
+    funds = funds or 0
     if funds < cfg.min_monthly_budget:
         raise NoMoney(
             f"you need at least {format_amount(cfg.min_monthly_budget, cfg.currency)} in your funds to flattr "
@@ -85,18 +99,6 @@ def _record(cfg: Config, giver: User, thing: Thing, now: dt.datetime, state_and_
     return Flattr(id=row[0], giver=giver, thing=thing, owner=thing.owner, period=period, created_at=now, status="pending")
 
 
-def _flattr_context(number: int, period: str, giver: User):
-    """In one statement: the thing with its owner's name, the period's
-    status and the giver's funds."""
-    return execute(
-        "SELECT t.id, t.owner_id, t.url, t.title, t.archived, u.username, "
-        "(SELECT p.status FROM period p WHERE p.name = ?), "
-        "(SELECT a.balance FROM account a WHERE a.code = ?) "
-        'FROM thing t JOIN "user" u ON u.id = t.owner_id WHERE t.id = ?',
-        (period, f"user:{giver.id}:funds", number),
-    ).fetchone()
-
-
 def _flattr_statements():
     """SQLite: a flattr's statements in one IMMEDIATE transaction (writers
     queue for the lock up front). PostgreSQL: each statement commits on its
@@ -106,21 +108,11 @@ def _flattr_statements():
 
 
 def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = None) -> Flattr:
-    now = now or utcnow()
     number = row_id(thing_id)
     if number is None:
         raise NotFound("no such thing")
-    period = periods.name_of(now, cfg.tz)
     with _flattr_statements():
-        row = _flattr_context(number, period, giver)
-        if row is None:
-            raise NotFound(f"no thing with id {number}")
-        if row[6] is None:  # the month's first flattr
-            ensure_period(period)
-            row = _flattr_context(number, period, giver)
-        tid, owner_id, url, title, archived, username, state, funds = row
-        thing = Thing(id=tid, owner=User(id=owner_id, username=username), url=url, title=title, archived=bool(archived))
-        return _record(cfg, giver, thing, now, (state, funds or 0))
+        return _record(cfg, giver, number, now or utcnow())
 
 
 def autosubmit_params(cfg: Config, url: str) -> dict | None:
@@ -179,7 +171,7 @@ def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime |
         thing = Thing.get_or_none(Thing.url == fields["url"])
         if thing is None:
             thing = things_service.register_thing(owner, fields)
-        return _record(cfg, giver, thing, now)
+        return _record(cfg, giver, thing.id, now)
 
 
 def flattrs_of(user: User, period: str | None, incoming: bool = False) -> list[Flattr]:
@@ -203,14 +195,10 @@ def flattrs_of(user: User, period: str | None, incoming: bool = False) -> list[F
     return list(query.order_by(Flattr.created_at.desc(), Flattr.id.desc()).limit(1000))
 
 
-def count_this_period(cfg: Config, thing_id: int) -> int:
-    period = periods.name_of(utcnow(), cfg.tz)
-    return Flattr.select().where((Flattr.thing == thing_id) & (Flattr.period == period)).count()
-
-
-def badge_count(cfg: Config, thing_id) -> int:
-    """A thing's flattrs this period, for its badge; NotFound if there is no
-    such thing. One statement: a badge is fetched on every view of a post."""
+def count_this_period(cfg: Config, thing_id) -> int:
+    """A thing's flattrs this period (its badge's number); NotFound if there
+    is no such thing. One statement: a badge is fetched on every view of a
+    post."""
     number = row_id(thing_id)
     row = None
     if number is not None:

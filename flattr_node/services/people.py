@@ -12,7 +12,7 @@ from peewee import IntegrityError
 
 from .. import ledger
 from ..config import Config
-from ..db import database
+from ..db import database, select_composed
 from ..errors import NotFound, Validation
 from ..models import ApiToken, User, utcnow
 from ..urls import optional_url
@@ -123,12 +123,11 @@ def create_token(user: User, name: str = "") -> str:
     return token
 
 
-# Every API call with a token starts here: SQL text, composed once.
-_TOKEN_USER = 'SELECT u.* FROM "user" u JOIN api_token k ON k.user_id = u.id WHERE k.digest = ? AND k.revoked_at IS NULL'
-
-
 def user_for_token(token: str) -> User | None:
-    user = next(iter(User.raw(_TOKEN_USER.replace("?", database.param), _digest(token))), None)
+    # Every API call with a token starts here: the query is composed once.
+    digest = _digest(token)
+    query = User.select().join(ApiToken).where((ApiToken.digest == digest) & ApiToken.revoked_at.is_null())
+    user = next(iter(select_composed("people.user_for_token", query, (digest,))), None)
     if user is None or not user.is_active:
         return None
     return user
