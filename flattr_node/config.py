@@ -49,7 +49,7 @@ class Config:
     bank_instructions: str = "Pay by bank transfer to the node's operator, quoting the reference."
     scheduler: bool = True
     tick_minutes: int = 5
-    close_batch_size: int = 10000
+    close_batch_size: int = 20000
     log_level: str = "INFO"
     source: str | None = None  # the file it came from, not a key
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from .db import consistent_read, database, execute
+from .db import consistent_read, database, execute, is_postgres
 from .models import Account, Deposit, Flattr, Payout, Period, Posting, Txn, User, utcnow
 
 NODE_ACCOUNTS = ("external", "fees", "payouts")
@@ -97,6 +97,15 @@ def check_ledger(limit: int = 50) -> CheckResult:
             .tuples()
         )
         add(rows, lambda k, s, c: f"transaction {k} sums to {s} over {c} postings")
+
+        # Every posting's transaction and account, and every paid plan row's
+        # transaction, exist. PostgreSQL checks its foreign keys on every
+        # write; SQLite's month close checks these once per batch instead
+        # (services/closing.py), so they are read back here.
+        if not is_postgres():
+            for table in ("posting", "close_plan"):
+                rows = execute(f"PRAGMA foreign_key_check({table})").fetchall()
+                add(rows, lambda t, rowid, parent, _fk: f"{t} row {rowid} refers to a missing {parent} row")
 
         # Every cached balance equals the sum of its postings.
         sums = (

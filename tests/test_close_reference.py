@@ -122,3 +122,76 @@ def test_the_close_pays_exactly_the_reference_split(cfg, db, fee_percent, requir
     assert postings == expected_postings
     assert len(postings) > 10 * 23  # many batches
     assert ledger.check_ledger().ok
+
+
+def sqlite_only():
+    if is_postgres():
+        pytest.skip("SQLite's batches: PostgreSQL keeps its per-row foreign-key checks")
+
+
+def scratch_dirs():
+    import glob
+    import os
+    import tempfile
+
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), f"flattr-close-{os.getpid()}-*")))
+
+
+def test_a_close_leaves_foreign_keys_on_and_no_scratch_files(cfg, db):
+    sqlite_only()
+    bench = load_bench()
+    bench.build(60, 17, 5, postgres=False)
+    before = scratch_dirs()
+    closing.close_period(cfg.with_(close_batch_size=7), bench.PERIOD, bench.CLOSE_AT)
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert scratch_dirs() == before
+    assert ledger.check_ledger().ok
+
+
+def test_a_batch_that_would_post_to_a_missing_account_moves_nothing(cfg, db):
+    """The batches check the references foreign keys would: a revenue account
+    removed after the plan (it had no postings, so nothing stopped it) makes
+    the batch that would pay it fail, and nothing of that batch is written."""
+    sqlite_only()
+    bench = load_bench()
+    bench.build(60, 17, 5, postgres=False)
+    cfg = cfg.with_(close_batch_size=1000)  # one batch
+    owner = rows("SELECT f.owner_id FROM flattr f WHERE f.giver_id IN (SELECT owner_id FROM flattr) LIMIT 1")[0][0]
+    before = dict(rows("SELECT id, balance FROM account"))
+
+    def remove_account(stage, done, total):
+        if stage == "plan":
+            database.execute_sql(
+                f"DELETE FROM account WHERE user_id = {database.param} AND kind = 'revenue'", (owner,)
+            )
+
+    with pytest.raises(RuntimeError, match="missing accounts"):
+        closing.close_period(cfg, bench.PERIOD, bench.CLOSE_AT, hook=remove_account)
+    assert rows("SELECT COUNT(*) FROM txn WHERE kind = 'close'") == [(0,)]
+    assert rows("SELECT COUNT(*) FROM close_plan WHERE txn_id IS NOT NULL") == [(0,)]
+    after = dict(rows("SELECT id, balance FROM account"))
+    assert all(after[a] == before[a] for a in after)
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert rows("SELECT status FROM period WHERE name = ?", bench.PERIOD) == [("closing",)]
+
+
+def test_a_prepared_plan_that_differs_from_the_committed_one_is_made_again(cfg, db, caplog):
+    """The batches' rows are worked out beside the plan from the state it
+    starts from; if the committed plan says otherwise (here: one giver's
+    spend changed inside the plan's transaction), they are made again from
+    the committed plan, and the ledger follows it."""
+    sqlite_only()
+    bench = load_bench()
+    bench.build(60, 17, 5, postgres=False)
+    changed = []
+
+    def change_plan(stage, done, total):
+        if stage == "plan:before-commit":
+            changed.append(rows("SELECT MIN(giver_id) FROM close_plan WHERE spend > 0")[0][0])
+            database.execute_sql(f"UPDATE close_plan SET spend = 0 WHERE giver_id = {database.param}", (changed[0],))
+
+    closing.close_period(cfg.with_(close_batch_size=7), bench.PERIOD, bench.CLOSE_AT, hook=change_plan)
+    assert "the prepared plan differs from the committed plan" in caplog.text
+    paid = {int(key.rsplit(":", 1)[1]) for (key,) in rows("SELECT key FROM txn WHERE kind = 'close'")}
+    planned = {g for (g,) in rows("SELECT giver_id FROM close_plan WHERE spend > 0")}
+    assert changed[0] not in paid and paid == planned and len(paid) > 40

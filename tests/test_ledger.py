@@ -173,6 +173,26 @@ def test_check_finds_an_unbalanced_transaction(make_user):
     assert any(f"user:{kim.id}:funds stores 200 but its postings sum to 250" in p for p in found), found
 
 
+def test_check_finds_a_posting_to_an_account_that_does_not_exist(make_user):
+    """SQLite's month close checks its references per batch rather than per
+    row; `check` reads them back. (PostgreSQL refuses such a posting outright.)"""
+    from flattr_node.db import is_postgres
+
+    if is_postgres():
+        pytest.skip("PostgreSQL's foreign keys refuse the forged posting itself")
+    kim = make_user("kim", 200)
+    fid = ledger.user_account(kim.id, "funds").id
+    database.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        with database.atomic():
+            txn = Txn.create(key="forged:2", kind="forged")
+            Posting.insert(txn=txn, account=fid, amount=-5).execute()
+            Posting.insert(txn=txn, account=987654, amount=5).execute()
+    finally:
+        database.execute_sql("PRAGMA foreign_keys = ON")
+    assert any("posting row" in p and "refers to a missing account row" in p for p in problems()), problems()
+
+
 def test_check_finds_a_transaction_without_postings(db):
     Txn.create(key="empty:1", kind="forged")
     assert any("transaction empty:1 sums to 0 over 0 postings" in p for p in problems())
