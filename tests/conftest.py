@@ -5,8 +5,10 @@ make people with money."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,15 @@ from flattr_node.schema import migrate
 from flattr_node.services import funds, people
 
 PG_URL = os.environ.get("FLATTR_TEST_DATABASE", "")
+CLOSE_BENCH = Path(__file__).resolve().parent.parent / "bench" / "close_month.py"
+
+
+def load_close_bench():
+    """bench/close_month.py as a module: its month builder and its checks."""
+    spec = importlib.util.spec_from_file_location("close_month", CLOSE_BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_report_header(config):

@@ -4,31 +4,20 @@ check fails when the ledger is wrong. No timing is asserted here."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import PG_URL
+from conftest import CLOSE_BENCH, PG_URL, load_close_bench
 
 from flattr_node import ledger
 from flattr_node.db import is_postgres
 from flattr_node.models import Account, Period
 from flattr_node.services import closing
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "close_month.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("close_month", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_small_mode_reports_a_correct_ledger():
-    args = [sys.executable, str(BENCH), "--small", "--json", "--fee-percent", "7"]
+    args = [sys.executable, str(CLOSE_BENCH), "--small", "--json", "--fee-percent", "7"]
     if PG_URL:
         args += ["--database", PG_URL]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -50,7 +39,7 @@ def test_small_mode_reports_a_correct_ledger():
 
 def test_the_check_fails_when_the_ledger_is_wrong(cfg, db):
     """The bench's own check, on a month it built here: right, then tampered with."""
-    bench = load_bench()
+    bench = load_close_bench()
     expected = bench.build(100, 40, 5, postgres=is_postgres())
     closing.close_period(cfg.with_(fee_percent=3, close_batch_size=7), bench.PERIOD, bench.CLOSE_AT)
     good = bench.verify(expected, 3)

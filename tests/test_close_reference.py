@@ -6,24 +6,14 @@ half-way and is run again."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
+from conftest import load_close_bench
 
 from flattr_node import ledger, money
 from flattr_node.db import database, is_postgres
 from flattr_node.services import closing
-
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "close_month.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("close_month_ref", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def rows(sql, *params):
@@ -91,7 +81,7 @@ def actual(period: str):
     ids=["fees-R8", "no-fees-R8", "fees-no-R8", "crash-and-rerun"],
 )
 def test_the_close_pays_exactly_the_reference_split(cfg, db, fee_percent, requires_giving, crash_after):
-    bench = load_bench()
+    bench = load_close_bench()
     bench.build(300, 61, 7, postgres=is_postgres())
     # Ties in time: every third flattr at its giver's earliest moment, so the
     # id decides who gets a leftover cent among them.
@@ -139,7 +129,7 @@ def scratch_dirs():
 
 def test_a_close_leaves_foreign_keys_on_and_no_scratch_files(cfg, db):
     sqlite_only()
-    bench = load_bench()
+    bench = load_close_bench()
     bench.build(60, 17, 5, postgres=False)
     before = scratch_dirs()
     closing.close_period(cfg.with_(close_batch_size=7), bench.PERIOD, bench.CLOSE_AT)
@@ -153,7 +143,7 @@ def test_a_batch_that_would_post_to_a_missing_account_moves_nothing(cfg, db):
     removed after the plan (it had no postings, so nothing stopped it) makes
     the batch that would pay it fail, and nothing of that batch is written."""
     sqlite_only()
-    bench = load_bench()
+    bench = load_close_bench()
     bench.build(60, 17, 5, postgres=False)
     cfg = cfg.with_(close_batch_size=1000)  # one batch
     owner = rows("SELECT f.owner_id FROM flattr f WHERE f.giver_id IN (SELECT owner_id FROM flattr) LIMIT 1")[0][0]
@@ -181,7 +171,7 @@ def test_a_prepared_plan_that_differs_from_the_committed_one_is_made_again(cfg, 
     spend changed inside the plan's transaction), they are made again from
     the committed plan, and the ledger follows it."""
     sqlite_only()
-    bench = load_bench()
+    bench = load_close_bench()
     bench.build(60, 17, 5, postgres=False)
     changed = []
 
