@@ -185,3 +185,29 @@ def test_a_prepared_plan_that_differs_from_the_committed_one_is_made_again(cfg, 
     paid = {int(key.rsplit(":", 1)[1]) for (key,) in rows("SELECT key FROM txn WHERE kind = 'close'")}
     planned = {g for (g,) in rows("SELECT giver_id FROM close_plan WHERE spend > 0")}
     assert changed[0] not in paid and paid == planned and len(paid) > 40
+
+
+def test_a_batch_that_would_post_to_a_transaction_it_did_not_make_moves_nothing(cfg, db):
+    """The second reference a batch checks: every posting's transaction is
+    one the batch made. Here the prepared rows of the second batch are
+    tampered with while the first one commits; the second batch fails whole,
+    the first stays, and a rerun prepares again and pays the reference split."""
+    sqlite_only()
+    bench = load_close_bench()
+    bench.build(60, 17, 5, postgres=False)
+    cfg = cfg.with_(fee_percent=7, close_batch_size=20)
+    expected_flattrs, expected_postings = reference(bench.PERIOD, 7, True)
+
+    def tamper(stage, done, total):
+        if stage == "apply:before-commit" and done == 20:
+            database.execute_sql("UPDATE prep.close_amounts SET seq = seq + 1000 WHERE batch = 1")
+
+    with pytest.raises(RuntimeError, match="transactions it did not make"):
+        closing.close_period(cfg, bench.PERIOD, bench.CLOSE_AT, hook=tamper)
+    assert rows("SELECT COUNT(*) FROM txn WHERE kind = 'close'") == [(20,)]
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert ledger.check_ledger().ok
+
+    closing.close_period(cfg, bench.PERIOD, bench.CLOSE_AT)
+    assert actual(bench.PERIOD) == (expected_flattrs, expected_postings)
+    assert ledger.check_ledger().ok

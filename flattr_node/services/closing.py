@@ -667,55 +667,57 @@ def _apply_batches_sqlite(name: str, runner: str, prep: _Prep, hook: StepHook | 
     range of its transaction ids.
     """
     with _without_foreign_keys():
-        _apply_batches_sqlite_checked(name, runner, prep, hook, now, done, total)
+        for batch, (lo, hi) in enumerate(prep.batches):
+            done = _apply_batch_sqlite(name, runner, batch, lo, hi, hook, now, done, total)
 
 
-def _apply_batches_sqlite_checked(
-    name: str, runner: str, prep: _Prep, hook: StepHook | None, now: dt.datetime, done: int, total: int
-) -> None:
-    for batch, (lo, hi) in enumerate(prep.batches):
-        with database.atomic():
-            _renew(name, runner)
-            last = _execute("SELECT COALESCE(MAX(id), 0) FROM txn").fetchone()[0]
-            made = _execute(
-                "INSERT INTO txn (id, key, kind, memo, created_at) "
-                "SELECT ? + seq, 'close:' || ? || ':giver:' || CAST(giver_id AS VARCHAR(20)), 'close', ?, ? "
-                "FROM prep.close_batch WHERE batch = ?",
-                (last, name, name, now, batch),
-            ).rowcount
-            # The batch is the unpaid paying givers from lo to hi: any other
-            # count means the plan moved under it.
-            marked = _execute(
-                "UPDATE close_plan SET txn_id = ? + (SELECT b.seq FROM prep.close_batch b WHERE b.giver_id = close_plan.giver_id) "
-                "WHERE period = ? AND giver_id BETWEEN ? AND ? AND spend > 0 AND txn_id IS NULL",
-                (last, name, lo, hi),
-            ).rowcount
-            if marked != made:
-                raise RuntimeError(f"period {name}: batch {batch} made {made} transactions for {marked} plan rows")
-            # The giver's funds pay the whole spend; the owners' revenue and
-            # the node's fees get their amounts, in account order.
-            _execute(
-                "INSERT INTO posting (txn_id, account_id, amount) SELECT ? + seq, funds_id, -spend FROM prep.close_batch WHERE batch = ?",
-                (last, batch),
-            )
-            _execute(
-                "INSERT INTO posting (txn_id, account_id, amount) SELECT ? + seq, account_id, amount FROM prep.close_amounts WHERE batch = ?",
-                (last, batch),
-            )
-            # Cached balances move in the same transaction as their postings.
-            _execute(
-                "UPDATE account SET balance = account.balance + d.delta FROM ("
-                "  SELECT funds_id AS id, -spend AS delta FROM prep.close_batch WHERE batch = ? "
-                "  UNION ALL SELECT account_id, SUM(amount) FROM prep.close_amounts WHERE batch = ? GROUP BY account_id"
-                ") d WHERE account.id = d.id",
-                (batch, batch),
-            )
-            _check_references(name, batch, made)
-            done += made
-            if hook:
-                hook("apply:before-commit", done, total)
+def _apply_batch_sqlite(
+    name: str, runner: str, batch: int, lo: int, hi: int, hook: StepHook | None, now: dt.datetime, done: int, total: int
+) -> int:
+    """One batch, its givers lo..hi; returns how many givers are paid after it."""
+    with database.atomic():
+        _renew(name, runner)
+        last = _execute("SELECT COALESCE(MAX(id), 0) FROM txn").fetchone()[0]
+        made = _execute(
+            "INSERT INTO txn (id, key, kind, memo, created_at) "
+            "SELECT ? + seq, 'close:' || ? || ':giver:' || CAST(giver_id AS VARCHAR(20)), 'close', ?, ? "
+            "FROM prep.close_batch WHERE batch = ?",
+            (last, name, name, now, batch),
+        ).rowcount
+        # The batch is the unpaid paying givers from lo to hi: any other
+        # count means the plan moved under it.
+        marked = _execute(
+            "UPDATE close_plan SET txn_id = ? + (SELECT b.seq FROM prep.close_batch b WHERE b.giver_id = close_plan.giver_id) "
+            "WHERE period = ? AND giver_id BETWEEN ? AND ? AND spend > 0 AND txn_id IS NULL",
+            (last, name, lo, hi),
+        ).rowcount
+        if marked != made:
+            raise RuntimeError(f"period {name}: batch {batch} made {made} transactions for {marked} plan rows")
+        # The giver's funds pay the whole spend; the owners' revenue and
+        # the node's fees get their amounts, in account order.
+        _execute(
+            "INSERT INTO posting (txn_id, account_id, amount) SELECT ? + seq, funds_id, -spend FROM prep.close_batch WHERE batch = ?",
+            (last, batch),
+        )
+        _execute(
+            "INSERT INTO posting (txn_id, account_id, amount) SELECT ? + seq, account_id, amount FROM prep.close_amounts WHERE batch = ?",
+            (last, batch),
+        )
+        # Cached balances move in the same transaction as their postings.
+        _execute(
+            "UPDATE account SET balance = account.balance + d.delta FROM ("
+            "  SELECT funds_id AS id, -spend AS delta FROM prep.close_batch WHERE batch = ? "
+            "  UNION ALL SELECT account_id, SUM(amount) FROM prep.close_amounts WHERE batch = ? GROUP BY account_id"
+            ") d WHERE account.id = d.id",
+            (batch, batch),
+        )
+        _check_references(name, batch, made)
+        done += made
         if hook:
-            hook("apply", done, total)
+            hook("apply:before-commit", done, total)
+    if hook:
+        hook("apply", done, total)
+    return done
 
 
 def _apply_batches_postgres(
