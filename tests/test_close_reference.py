@@ -165,28 +165,6 @@ def test_a_batch_that_would_post_to_a_missing_account_moves_nothing(cfg, db):
     assert rows("SELECT status FROM period WHERE name = ?", bench.PERIOD) == [("closing",)]
 
 
-def test_a_prepared_plan_that_differs_from_the_committed_one_is_made_again(cfg, db, caplog):
-    """The batches' rows are worked out beside the plan from the state it
-    starts from; if the committed plan says otherwise (here: one giver's
-    spend changed inside the plan's transaction), they are made again from
-    the committed plan, and the ledger follows it."""
-    sqlite_only()
-    bench = load_close_bench()
-    bench.build(60, 17, 5, postgres=False)
-    changed = []
-
-    def change_plan(stage, done, total):
-        if stage == "plan:before-commit":
-            changed.append(rows("SELECT MIN(giver_id) FROM close_plan WHERE spend > 0")[0][0])
-            database.execute_sql(f"UPDATE close_plan SET spend = 0 WHERE giver_id = {database.param}", (changed[0],))
-
-    closing.close_period(cfg.with_(close_batch_size=7), bench.PERIOD, bench.CLOSE_AT, hook=change_plan)
-    assert "the prepared plan differs from the committed plan" in caplog.text
-    paid = {int(key.rsplit(":", 1)[1]) for (key,) in rows("SELECT key FROM txn WHERE kind = 'close'")}
-    planned = {g for (g,) in rows("SELECT giver_id FROM close_plan WHERE spend > 0")}
-    assert changed[0] not in paid and paid == planned and len(paid) > 40
-
-
 def test_a_batch_that_would_post_to_a_transaction_it_did_not_make_moves_nothing(cfg, db):
     """The second reference a batch checks: every posting's transaction is
     one the batch made. Here the prepared rows of the second batch are

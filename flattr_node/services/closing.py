@@ -2,17 +2,20 @@
 
     open --claim--> closing/plan --plan--> closing/apply --batches--> closed/done
 
-* plan: one transaction decides which flattrs count (R8), what each giver
-  spends (R9) and every flattr's share and fee, set-based in SQL.
+* plan: decides which flattrs count (R8), what each giver spends (R9) and
+  every flattr's share and fee, set-based in SQL, and takes effect whole:
+  one transaction, or on SQLite two (the plan rows, then the shares and the
+  move to apply; a rerun at the plan stage makes both again).
 * apply: batches of givers, each batch one transaction that writes one ledger
   transaction per giver (key `close:P:giver:G`) and marks the plan rows paid.
   A crash loses at most the batch in flight, and its rollback leaves no trace.
 * done: the period is closed and its totals are frozen.
 
-On SQLite the batches' rows are worked out beside the plan, on a second
-connection in a thread of its own (`_Prep`), and checked against the
-committed plan before use; the batches check their own references instead
-of SQLite checking them row by row (`_check_references`).
+On SQLite the plan is two transactions (its rows, then the shares) and
+the batches' rows are worked out from the first while the second runs, on a
+second connection in a thread of its own (`_Prep`); the batches check their
+own references instead of SQLite checking them row by row
+(`_check_references`).
 
 Only one runner works at a time: it claims the period row with a lease that
 it renews every batch. A runner that finds the claim held by a live process
@@ -246,10 +249,18 @@ def _cut_sqlite(conn: sqlite3.Connection, cfg: Config, name: str, plan: str, pla
     )
 
 
-def _plan_sqlite(cfg: Config, name: str, prep: _Prep) -> tuple[int, int, int, int]:
-    """The plan on SQLite: close_nongivers, close_plan, close_cut, then one
-    UPDATE that walks the month in file order; no sort and no per-flattr
-    table. Returns the totals (`_plan`), worked out from close_cut: a giver's
+def _plan_rows_sqlite(cfg: Config, name: str) -> None:
+    """The plan's first transaction on SQLite: close_nongivers (kept for the
+    second on this connection), then close_plan."""
+    conn = database.connection()
+    _nongivers_sqlite(conn, cfg, name)
+    conn.execute(f"INSERT INTO close_plan (period, giver_id, spend, n) {_plan_rows(cfg)}", (name, name))
+
+
+def _shares_sqlite(cfg: Config, name: str, prep: _Prep) -> tuple[int, int, int, int]:
+    """The plan's second transaction on SQLite: close_cut, then one UPDATE
+    that walks the month in file order; no sort and no per-flattr table.
+    Returns the totals (`_plan`), worked out from close_cut: a giver's
     counting flattrs take their whole spend, r shares of base + 1 and n - r
     of base, each with its fee.
 
@@ -258,8 +269,6 @@ def _plan_sqlite(cfg: Config, name: str, prep: _Prep) -> tuple[int, int, int, in
     ranked rows more than twice as long as such a lookup: docs/performance.md.)
     """
     conn = database.connection()
-    _nongivers_sqlite(conn, cfg, name)
-    conn.execute(f"INSERT INTO close_plan (period, giver_id, spend, n) {_plan_rows(cfg)}", (name, name))
     _cut_sqlite(conn, cfg, name, "SELECT giver_id, spend, n FROM close_plan WHERE period = ?", (name,))
     # A counting flattr gets its share and fee, one that does not 0 and 0.
     # Exactly one of the two SELECTs finds a row: the first for a counting
@@ -331,15 +340,29 @@ def _plan_postgres(cfg: Config, name: str, month: tuple[int, int, str]) -> None:
 
 def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None, prep: _Prep | None) -> None:
     """Plan the close: close_plan, every flattr's status, share and fee, the
-    totals; `prep` starts beside it (SQLite)."""
+    totals.
+
+    On SQLite in two transactions: the plan rows first, so that `prep` can
+    start from them while the second writes the shares. The stage moves to
+    apply only with the second; a close that stops between them is at the
+    plan stage still, and its rerun makes both again (the first deletes the
+    period's plan rows)."""
+    if prep:
+        with database.atomic():
+            _renew(name, runner)
+            _execute("DELETE FROM close_plan WHERE period = ?", (name,))
+            _plan_rows_sqlite(cfg, name)
+            if hook:
+                hook("plan:rows:before-commit", 0, 0)
+        if hook:
+            hook("plan:rows", 0, 0)
+        prep.start(month=True)
     with database.atomic():
         _renew(name, runner)
         if prep:
-            prep.start(fresh=True)
-        _execute("DELETE FROM close_plan WHERE period = ?", (name,))
-        if prep:
-            flattrs, counted, distributed, fees = _plan_sqlite(cfg, name, prep)
+            flattrs, counted, distributed, fees = _shares_sqlite(cfg, name, prep)
         else:
+            _execute("DELETE FROM close_plan WHERE period = ?", (name,))
             month = (*_month(name), name)
             _plan_postgres(cfg, name, month)
             flattrs, distributed, fees, counted = _execute(
@@ -406,18 +429,11 @@ class _Prep:
       account order, so that their inserts into posting's account index go
       in order too.
 
-    After a fresh plan this work overlaps the plan, on the machine's other
-    core: `start(fresh=True)` is called inside the plan's write transaction,
-    so the thread's read snapshot is the state the plan starts from (no one
-    else can commit while the plan holds the write lock). It works out the
-    plan's rows itself from that state, as prep.close_plan, and `ready()`
-    compares them with the committed close_plan before the batches use
-    anything; should they differ, everything is made again from the
-    committed plan. On a resumed close (`start(fresh=False)`) the thread
-    starts from the committed plan's unpaid givers.
-
-    The thread only reads the node's database. A close removes its scratch
-    directory when it ends (`close`), and the next close those of killed ones.
+    It starts from the committed plan rows (close_plan), the unpaid ones:
+    after the plan's first transaction, while the second writes the shares,
+    on the machine's other core; on a resumed close, before the batches. It
+    only reads the node's database. A close removes its scratch directory
+    when it ends (`close`), and the next close those of killed processes.
     """
 
     def __init__(self, cfg: Config, name: str, fees_id: int):
@@ -426,57 +442,34 @@ class _Prep:
         _remove_dead_scratch()
         self.dir = tempfile.mkdtemp(prefix=f"{_SCRATCH}{os.getpid()}-")
         self.path = os.path.join(self.dir, "prep.db")
-        self.fresh = False
         self.batches: list[tuple[int, int]] = []  # per batch: its first and last giver
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        self._snapshot = threading.Event()
         self._month = threading.Event()
         self._month_ids = (0, 0, 0)
         self._error: BaseException | None = None
         self._attached = False
 
-    def start(self, fresh: bool) -> None:
-        """Start the thread; return once its read snapshot is taken."""
-        self.fresh = fresh
-        self._snapshot.clear()
-        self._month.clear()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name=f"close-prep-{self.name}", daemon=True)
+    def start(self, month: bool) -> None:
+        """Start the thread; with `month`, the month's bounds are the first
+        thing it works out (`month()`)."""
+        self._thread = threading.Thread(target=self._run, args=(month,), name=f"close-prep-{self.name}", daemon=True)
         self._thread.start()
-        self._snapshot.wait()
-        if self._error:
-            self._thread.join()
-            raise self._error
 
     def month(self) -> tuple[int, int, int]:
-        """A fresh plan's month (`_month`) and its number of flattrs, the first
-        thing the thread works out."""
+        """The month's first and last flattr id (`_month`) and its number of flattrs."""
         self._month.wait()
         if self._error:
             self._join()
         return self._month_ids
 
     def ready(self) -> None:
-        """Wait for the rows, attach them to this connection (outside a
-        transaction), and check a fresh plan's against the committed plan."""
+        """Wait for the rows and attach them to this connection (outside a transaction)."""
         if self._thread is None:
-            self.start(fresh=False)
+            self.start(month=False)
         self._join()
-        self._attach()
-        if self.fresh:
-            mine, theirs, same = _execute(
-                "SELECT (SELECT COUNT(*) FROM close_plan WHERE period = ?), (SELECT COUNT(*) FROM prep.close_plan), "
-                "(SELECT COUNT(*) FROM close_plan p JOIN prep.close_plan q ON q.giver_id = p.giver_id "
-                "  AND q.spend = p.spend AND q.n = p.n WHERE p.period = ?)",
-                (self.name, self.name),
-            ).fetchone()
-            if not mine == theirs == same:
-                log.warning("period %s: the prepared plan differs from the committed plan; preparing again", self.name)
-                self._detach()
-                self.start(fresh=False)
-                self._join()
-                self._attach()
+        _execute("ATTACH DATABASE ? AS prep", (self.path,))
+        self._attached = True
 
     def close(self) -> None:
         """Stop the thread if it still runs, detach, remove the scratch file."""
@@ -486,8 +479,9 @@ class _Prep:
                 with contextlib.suppress(Exception):
                     conn.interrupt()
             self._thread.join(timeout=60)
-        with contextlib.suppress(Exception):  # the database itself may be what failed
-            self._detach()
+        if self._attached and not database.in_transaction():
+            with contextlib.suppress(Exception):  # the database itself may be what failed
+                _execute("DETACH DATABASE prep")
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _join(self) -> None:
@@ -495,19 +489,8 @@ class _Prep:
         if self._error:
             raise self._error
 
-    def _attach(self) -> None:
-        _execute("ATTACH DATABASE ? AS prep", (self.path,))
-        self._attached = True
-
-    def _detach(self) -> None:
-        if self._attached and not database.in_transaction():
-            _execute("DETACH DATABASE prep")
-            self._attached = False
-
-    def _run(self) -> None:
+    def _run(self, month: bool) -> None:
         try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
             conn = self._conn = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute(f"PRAGMA cache_size = -{PREP_CACHE_KIB}")
@@ -517,15 +500,7 @@ class _Prep:
             conn.execute("PRAGMA prep.synchronous = OFF")
             conn.execute(f"PRAGMA prep.cache_size = -{PREP_CACHE_KIB}")
             conn.execute("BEGIN")
-            conn.execute("SELECT COUNT(*) FROM period").fetchone()  # the read snapshot starts here
-        except BaseException as e:  # for the caller of start()
-            self._error = e
-            self._snapshot.set()
-            self._close_connection()
-            return
-        self._snapshot.set()
-        try:
-            if self.fresh:
+            if month:
                 lo, hi, n = conn.execute("SELECT MIN(id), MAX(id), COUNT(*) FROM flattr WHERE period = ?", (self.name,)).fetchone()
                 self._month_ids = (lo or 0, hi or 0, n)
                 self._month.set()
@@ -535,23 +510,15 @@ class _Prep:
             self._error = e
         finally:
             self._month.set()
-            self._close_connection()
-
-    def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     def _prepare(self, conn: sqlite3.Connection) -> list[tuple[int, int]]:
         cfg, name = self.cfg, self.name
         _nongivers_sqlite(conn, cfg, name)
-        if self.fresh:
-            conn.execute("CREATE TABLE prep.close_plan (giver_id INTEGER PRIMARY KEY, spend INTEGER NOT NULL, n INTEGER NOT NULL)")
-            conn.execute(f"INSERT INTO prep.close_plan SELECT giver_id, spend, n FROM ({_plan_rows(cfg)})", (name, name))
-            plan, plan_args = "SELECT giver_id, spend, n FROM prep.close_plan", ()
-        else:
-            plan, plan_args = "SELECT giver_id, spend, n FROM close_plan WHERE period = ? AND txn_id IS NULL", (name,)
+        plan, plan_args = "SELECT giver_id, spend, n FROM close_plan WHERE period = ? AND txn_id IS NULL", (name,)
         _cut_sqlite(conn, cfg, name, plan, plan_args)
         conn.execute(
             "CREATE TABLE prep.close_batch (giver_id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, seq INTEGER NOT NULL, "
