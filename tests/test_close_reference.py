@@ -6,6 +6,9 @@ half-way and is run again."""
 
 from __future__ import annotations
 
+import glob
+import os
+import tempfile
 from collections import defaultdict
 
 import pytest
@@ -120,10 +123,6 @@ def sqlite_only():
 
 
 def scratch_dirs():
-    import glob
-    import os
-    import tempfile
-
     return set(glob.glob(os.path.join(tempfile.gettempdir(), f"flattr-close-{os.getpid()}-*")))
 
 
