@@ -19,16 +19,21 @@ NODE_ACCOUNTS = ("external", "fees", "payouts")
 USER_KINDS = ("funds", "revenue")
 
 
+def user_code(user_id: int, kind: str) -> str:
+    """The code of a person's account of `kind` (funds or revenue)."""
+    return f"user:{user_id}:{kind}"
+
+
 def node_account(kind: str) -> Account:
     return Account.get(Account.code == f"node:{kind}")
 
 
 def user_account(user_id: int, kind: str) -> Account:
-    return Account.get(Account.code == f"user:{user_id}:{kind}")
+    return Account.get(Account.code == user_code(user_id, kind))
 
 
 def balance(user_id: int, kind: str) -> int:
-    row = execute("SELECT balance FROM account WHERE code = ?", (f"user:{user_id}:{kind}",)).fetchone()
+    row = execute("SELECT balance FROM account WHERE code = ?", (user_code(user_id, kind),)).fetchone()
     return row[0] if row else 0
 
 
@@ -39,7 +44,7 @@ def ensure_node_accounts() -> None:
 
 def open_user_accounts(user: User) -> None:
     for kind in USER_KINDS:
-        Account.insert(code=f"user:{user.id}:{kind}", kind=kind, user=user).on_conflict_ignore().execute()
+        Account.insert(code=user_code(user.id, kind), kind=kind, user=user).on_conflict_ignore().execute()
 
 
 def post(key: str, kind: str, moves: list[tuple[int, int]], memo: str = "", now=None) -> tuple[Txn, bool]:

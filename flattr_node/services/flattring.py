@@ -40,7 +40,7 @@ def _flattr_context(thing_id: int, period: str, giver: User):
             "(SELECT p.status FROM period p WHERE p.name = ?), "
             "(SELECT a.balance FROM account a WHERE a.code = ?) "
             'FROM thing t JOIN "user" u ON u.id = t.owner_id WHERE t.id = ?',
-            (period, f"user:{giver.id}:funds", thing_id),
+            (period, ledger.user_code(giver.id, "funds"), thing_id),
         ).fetchone()
 
     row = read()

@@ -86,7 +86,7 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
             return deposit, False
         if deposit.status == "cancelled":
             raise Validation(f"deposit {deposit.reference} was cancelled and cannot be confirmed")
-        lock_accounts(["node:external", f"user:{deposit.user_id}:funds"])
+        lock_accounts(["node:external", ledger.user_code(deposit.user_id, "funds")])
         txn, _ = ledger.post(
             f"deposit:{deposit.id}:confirm",
             "deposit",
@@ -135,8 +135,8 @@ def request_payout(cfg: Config, user: User, amount) -> Payout:
     if amount < cfg.min_payout:
         raise Validation(f"the smallest payout is {format_amount(cfg.min_payout, cfg.currency)}", field="amount")
     with database.atomic():
-        lock_accounts([f"user:{user.id}:revenue", "node:payouts"])  # two requests cannot both spend it
-        revenue = locked(Account.select(Account.balance).where(Account.code == f"user:{user.id}:revenue")).scalar() or 0
+        lock_accounts([ledger.user_code(user.id, "revenue"), "node:payouts"])  # two requests cannot both spend it
+        revenue = locked(Account.select(Account.balance).where(Account.code == ledger.user_code(user.id, "revenue"))).scalar() or 0
         if amount > revenue:
             raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot withdraw {format_amount(amount, cfg.currency)}")
         payout = Payout.create(user=user, amount=amount)
@@ -161,7 +161,7 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
             return payout, False
         if payout.status != "requested":
             raise Validation(f"payout {payout.id} is already {payout.status}")
-        lock_accounts(["node:payouts", "node:external" if status == "paid" else f"user:{payout.user_id}:revenue"])
+        lock_accounts(["node:payouts", "node:external" if status == "paid" else ledger.user_code(payout.user_id, "revenue")])
         back_to = ledger.node_account("external") if status == "paid" else ledger.user_account(payout.user_id, "revenue")
         ledger.post(
             f"payout:{payout.id}:{status}",
@@ -190,8 +190,8 @@ def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | Non
         raise Validation("Idempotency-Key must be 1-64 characters", field="Idempotency-Key")
     key = f"revenue-to-funds:{user.id}:{idempotency_key or uuid.uuid4().hex}"
     with database.atomic():
-        lock_accounts([f"user:{user.id}:funds", f"user:{user.id}:revenue"])
-        revenue = locked(Account.select(Account.balance).where(Account.code == f"user:{user.id}:revenue")).scalar() or 0
+        lock_accounts([ledger.user_code(user.id, "funds"), ledger.user_code(user.id, "revenue")])
+        revenue = locked(Account.select(Account.balance).where(Account.code == ledger.user_code(user.id, "revenue"))).scalar() or 0
         earlier = ledger.Txn.get_or_none(ledger.Txn.key == key)
         if earlier is not None:
             moved = (
