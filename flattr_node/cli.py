@@ -318,17 +318,13 @@ def backup(cfg, path):
 
 def _backup_postgres(url: str, target: Path) -> None:
     """pg_dump into a file made here (never one that was there); removed again
-    if pg_dump fails. On a terminal, a status line names the table being
-    copied: pg_dump tells which table, not how far it is."""
-    import shutil
-
-    from .pgbackup import MISSING, PgDumpError, dump, sets_search_path
+    if pg_dump is missing or fails. On a terminal, a status line names the
+    table being copied: pg_dump tells which table, not how far it is."""
+    from .pgbackup import PgDumpError, dump, sets_search_path
 
     # A node in a schema of its own (the URL sets a search_path): that schema,
     # the one its tables are in, is the backup.
     schema = dbmod.database.execute_sql("SELECT current_schema()").fetchone()[0] if sets_search_path(url) else None
-    if shutil.which("pg_dump") is None:  # before making the file
-        fail(MISSING)
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a dump holds password hashes
     except FileExistsError:
