@@ -146,11 +146,9 @@ def _renew(name: str, runner: str) -> None:
         raise CloseBusy(f"period {name}: another runner took over")
 
 
-def _month(name: str) -> tuple[int, int]:
-    """The first and last flattr id of a period. Flattrs are numbered as they
-    are made, so a month's flattrs are (nearly) one run of ids."""
-    lo, hi = _execute("SELECT MIN(id), MAX(id) FROM flattr WHERE period = ?", (name,)).fetchone()
-    return (lo or 0, hi or 0)
+# A period's first and last flattr id, and its number of flattrs. Flattrs are
+# numbered as they are made, so a month's flattrs are (nearly) one run of ids.
+_MONTH = "SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0), COUNT(*) FROM flattr WHERE period = ?"
 
 
 # The index that holds a period's flattrs by giver, in order of time (migration 4).
@@ -184,17 +182,6 @@ def _giver_fees(c: str, fee_percent: int) -> str:
 def _counting(alias: str, cfg: Config) -> str:
     """SQL: `AND` R8's test on flattr `alias` (its owner gave this period), or nothing."""
     return f"AND {alias}.owner_id NOT IN close_nongivers" if cfg.revenue_requires_giving else ""
-
-
-def _plan_rows(cfg: Config) -> str:
-    """SQL (parameter: the period, twice): each giver's counting flattrs n and spend (R9)."""
-    return (
-        f"SELECT ? AS period, c.giver_id AS giver_id, {_SPEND} AS spend, c.n AS n "
-        f"FROM (SELECT f.giver_id, COUNT(*) AS n FROM flattr f INDEXED BY {_BY_GIVER} "
-        f"  WHERE f.period = ? {_counting('f', cfg)} GROUP BY f.giver_id) c "
-        'JOIN "user" u ON u.id = c.giver_id '
-        "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'"
-    )
 
 
 def _nongivers_sqlite(conn: sqlite3.Connection, cfg: Config, name: str) -> None:
@@ -254,7 +241,15 @@ def _plan_rows_sqlite(cfg: Config, name: str) -> None:
     second on this connection), then close_plan."""
     conn = database.connection()
     _nongivers_sqlite(conn, cfg, name)
-    conn.execute(f"INSERT INTO close_plan (period, giver_id, spend, n) {_plan_rows(cfg)}", (name, name))
+    # R9: each giver's counting flattrs n, and spend.
+    conn.execute(
+        f"INSERT INTO close_plan (period, giver_id, spend, n) SELECT ?, c.giver_id, {_SPEND}, c.n "
+        f"FROM (SELECT f.giver_id, COUNT(*) AS n FROM flattr f INDEXED BY {_BY_GIVER} "
+        f"  WHERE f.period = ? {_counting('f', cfg)} GROUP BY f.giver_id) c "
+        'JOIN "user" u ON u.id = c.giver_id '
+        "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'",
+        (name, name),
+    )
 
 
 def _shares_sqlite(cfg: Config, name: str, prep: _Prep) -> tuple[int, int, int, int]:
@@ -363,7 +358,8 @@ def _plan(cfg: Config, name: str, runner: str, hook: StepHook | None, prep: _Pre
             flattrs, counted, distributed, fees = _shares_sqlite(cfg, name, prep)
         else:
             _execute("DELETE FROM close_plan WHERE period = ?", (name,))
-            month = (*_month(name), name)
+            lo, hi, _ = _execute(_MONTH, (name,)).fetchone()
+            month = (lo, hi, name)
             _plan_postgres(cfg, name, month)
             flattrs, distributed, fees, counted = _execute(
                 "SELECT COUNT(*), COALESCE(SUM(f.share - f.fee), 0), COALESCE(SUM(f.fee), 0), "
@@ -457,7 +453,7 @@ class _Prep:
         self._thread.start()
 
     def month(self) -> tuple[int, int, int]:
-        """The month's first and last flattr id (`_month`) and its number of flattrs."""
+        """The month's first and last flattr id and its number of flattrs (`_MONTH`)."""
         self._month.wait()
         if self._error:
             self._join()
@@ -501,8 +497,7 @@ class _Prep:
             conn.execute(f"PRAGMA prep.cache_size = -{PREP_CACHE_KIB}")
             conn.execute("BEGIN")
             if month:
-                lo, hi, n = conn.execute("SELECT MIN(id), MAX(id), COUNT(*) FROM flattr WHERE period = ?", (self.name,)).fetchone()
-                self._month_ids = (lo or 0, hi or 0, n)
+                self._month_ids = conn.execute(_MONTH, (self.name,)).fetchone()
                 self._month.set()
             self.batches = self._prepare(conn)
             conn.execute("COMMIT")
