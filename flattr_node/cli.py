@@ -239,8 +239,8 @@ def payout_failed(cfg, payout_id):
 @node_command
 def close_month(cfg, period, quiet):
     """Close PERIOD (YYYY-MM; default: the last ended one), exactly once."""
+    from . import closing
     from .money import format_amount
-    from .services import closing
 
     now = utcnow()
     name = period or periods.last_ended(now, cfg.tz)

@@ -144,6 +144,141 @@ def is_postgres() -> bool:
     return isinstance(database.obj, PostgresqlDatabase)
 
 
+class Dialect:
+    """What differs between the engines, in one place: services ask the
+    dialect of the bound database (`dialect()`) instead of which engine it
+    is. This base is SQLite's; PostgresDialect overrides."""
+
+    name = "sqlite"
+    postgres = False
+    BULK_CACHE_KIB = 100 * 1024  # SQLite's page cache during bulk work (see bulk_session)
+
+    def lock_clause(self, share: bool = False) -> str:
+        """The row-lock suffix of a SELECT: nothing on SQLite, where an
+        IMMEDIATE transaction already holds the only write lock."""
+        return ""
+
+    def lock(self, query, share: bool = False):
+        """A peewee SELECT with that row lock."""
+        return query
+
+    def consistent_read(self):
+        """A transaction whose SELECTs all see one state of the database.
+        SQLite's does; DEFERRED, so that in WAL mode it holds up no writer."""
+        return database.atomic("DEFERRED")
+
+    def advisory_lock(self, key: int) -> None:
+        """Inside a transaction: one holder of `key` at a time, across
+        processes. On SQLite the write transaction already is that."""
+
+    def write_transaction(self):
+        """A transaction for a writer that reads first: on SQLite the
+        IMMEDIATE write transaction; PostgreSQL locks rows instead."""
+        return database.atomic()
+
+    @contextlib.contextmanager
+    def bulk_session(self):
+        """A connection set up for a bulk job (the month close): on SQLite a
+        page cache of up to BULK_CACHE_KIB and temporary tables in memory,
+        the connection's own settings back after. Memory is taken only as
+        pages are read, so a small node stays small."""
+        before = database.execute_sql("PRAGMA cache_size").fetchone()[0]
+        temp_store = database.execute_sql("PRAGMA temp_store").fetchone()[0]
+        database.execute_sql(f"PRAGMA cache_size = -{self.BULK_CACHE_KIB}")
+        database.execute_sql("PRAGMA temp_store = MEMORY")
+        try:
+            yield
+        finally:
+            try:
+                database.execute_sql(f"PRAGMA cache_size = {int(before)}")
+                database.execute_sql(f"PRAGMA temp_store = {int(temp_store)}")
+            except Exception:  # the database itself may be what failed
+                pass
+
+    def dangling_references(self, tables) -> list[tuple]:
+        """Rows of `tables` that refer to missing rows, as (table, rowid,
+        parent). SQLite lets a connection turn its foreign keys off, so
+        `check` reads them back; PostgreSQL checks every write."""
+        found = []
+        for table in tables:
+            found += [(t, rowid, parent) for t, rowid, parent, _fk in database.execute_sql(f"PRAGMA foreign_key_check({table})")]
+        return found
+
+    def error_code(self, exc: BaseException) -> str | None:
+        """The engine's own code of a database error: SQLite's extended
+        result code name (SQLITE_BUSY ...), PostgreSQL's SQLSTATE."""
+        for c in _causes(exc):
+            name = getattr(c, "sqlite_errorname", None)
+            if name:
+                return name
+        return None
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """A conflict between transactions, not a bug: retry, or answer 503."""
+        code = self.error_code(exc)
+        if code is not None:
+            return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+        # Python < 3.11's sqlite3 has no error codes; our own lock timeout neither.
+        text = str(exc).lower()
+        return "database is locked" in text or "database is busy" in text
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    postgres = True
+
+    def lock_clause(self, share: bool = False) -> str:
+        # NO KEY UPDATE is the lock a plain UPDATE of the row takes: it keeps
+        # other writers out but lets inserts that merely reference the row (a
+        # posting's foreign key to its account) go on, which FOR UPDATE would block.
+        return " FOR SHARE" if share else " FOR NO KEY UPDATE"
+
+    def lock(self, query, share: bool = False):
+        return query.for_update(self.lock_clause(share).strip())
+
+    @contextlib.contextmanager
+    def consistent_read(self):
+        # READ COMMITTED gives each statement its own snapshot: a check
+        # beside a close could see half of a batch.
+        with database.atomic():
+            if database.transaction_depth() == 1:
+                database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    def advisory_lock(self, key: int) -> None:
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (int(key),))
+
+    @contextlib.contextmanager
+    def bulk_session(self):
+        yield
+
+    def dangling_references(self, tables) -> list[tuple]:
+        return []
+
+    def error_code(self, exc: BaseException) -> str | None:
+        return next((c.pgcode for c in _causes(exc) if getattr(c, "pgcode", None)), None)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        if self.error_code(exc) in RETRYABLE_PGCODES:
+            return True
+        # The pool's own error when every connection is in use.
+        return "exceeded maximum connections" in str(exc).lower()
+
+
+_SQLITE, _POSTGRES = Dialect(), PostgresDialect()
+
+
+def dialect() -> Dialect:
+    """The dialect of the database bound now."""
+    return _POSTGRES if isinstance(database.obj, PostgresqlDatabase) else _SQLITE
+
+
+def _causes(exc: BaseException) -> tuple:
+    # peewee wraps most driver errors (the driver's is in args[0]) but lets
+    # psycopg2's TransactionRollbackError family through unwrapped.
+    return tuple(c for c in (exc, *(exc.args[:1] if exc.args else ()), exc.__cause__, exc.__context__) if c is not None)
+
+
 _COMPOSED: dict[tuple[str, type], str] = {}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from .db import consistent_read, database, execute, is_postgres
+from .db import consistent_read, database, dialect, execute, is_postgres
 from .models import Account, Deposit, Flattr, Payout, Period, Posting, Txn, User, utcnow
 
 NODE_ACCOUNTS = ("external", "fees", "payouts")
@@ -73,6 +73,77 @@ def post(key: str, kind: str, moves: list[tuple[int, int]], memo: str = "", now=
     for account_id, amount in amounts.items():
         Account.update(balance=Account.balance + amount).where(Account.id == account_id).execute()
     return txn, True
+
+
+# The staging tables of `post_many`, temporary (one per connection, never
+# in the node's file or schema). STAGED_TXNS holds, after a call and until
+# the next one in the same transaction, each new transaction's caller
+# reference, key and id.
+STAGED_TXNS = "ledger_stage_txn"
+_STAGED_MOVES = "ledger_stage_move"
+
+
+def _stage_tables() -> None:
+    execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED_TXNS} "
+        "(ref BIGINT PRIMARY KEY, key VARCHAR(200) NOT NULL, txn_id BIGINT)"
+    )
+    execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED_MOVES} (ref BIGINT NOT NULL, account_id BIGINT, amount BIGINT NOT NULL)")
+    execute(f"DELETE FROM {STAGED_TXNS}")
+    execute(f"DELETE FROM {_STAGED_MOVES}")
+
+
+def post_many(kind: str, memo: str, txns_sql: str, moves_sql: str, params: tuple = (), now=None) -> int:
+    """Record many transactions at once, set-based; return how many were new.
+
+    `txns_sql` is a SELECT of (ref, key): one row per transaction, `ref` an
+    integer of the caller's that names it here (a giver's id, say), `key`
+    its idempotency key. `moves_sql` is a SELECT of (ref, account_id,
+    amount); several moves of a transaction to one account are summed, and
+    a sum of 0 is left out. Both take `params`, in that order, each.
+
+    As `post` does for one: a key already used moves nothing again; each
+    transaction's moves must sum to zero and move something, and must name
+    accounts that exist (an account_id of NULL: a missing account), or
+    nothing is written and ValueError says which; cached balances move in
+    the same database transaction, their rows locked in id order first
+    (db.lock_accounts). Call it inside a write transaction. The new
+    transactions' ids are in STAGED_TXNS (ref, key, txn_id) afterwards.
+    """
+    _stage_tables()
+    execute(f"INSERT INTO {STAGED_TXNS} (ref, key) {txns_sql}", params)
+    execute(f"DELETE FROM {STAGED_TXNS} WHERE EXISTS (SELECT 1 FROM txn t WHERE t.key = {STAGED_TXNS}.key)")
+    execute(
+        f"INSERT INTO {_STAGED_MOVES} (ref, account_id, amount) SELECT m.ref, m.account_id, m.amount FROM ({moves_sql}) m "
+        f"WHERE m.ref IN (SELECT ref FROM {STAGED_TXNS})",
+        params,
+    )
+    missing = execute(f"SELECT COUNT(*) FROM {_STAGED_MOVES} WHERE account_id IS NULL").fetchone()[0]
+    if missing:
+        raise RuntimeError(f"{kind} transactions would post to {missing} missing accounts")
+    bad = execute(
+        f"SELECT t.key, COALESCE(SUM(m.amount), 0), COUNT(m.ref) FROM {STAGED_TXNS} t LEFT JOIN {_STAGED_MOVES} m ON m.ref = t.ref "
+        "GROUP BY t.ref, t.key HAVING COALESCE(SUM(m.amount), 0) <> 0 OR COUNT(m.ref) = 0 "
+        "OR SUM(CASE WHEN m.amount <> 0 THEN 1 ELSE 0 END) = 0"
+    ).fetchone()
+    if bad:
+        raise ValueError(f"postings of {bad[0]} do not sum to zero or move nothing (sum {bad[1]} over {bad[2]} moves)")
+    made = execute(
+        f"INSERT INTO txn (key, kind, memo, created_at) SELECT key, ?, ?, ? FROM {STAGED_TXNS} ORDER BY ref",
+        (kind, memo, now or utcnow()),
+    ).rowcount
+    execute(f"UPDATE {STAGED_TXNS} SET txn_id = (SELECT t.id FROM txn t WHERE t.key = {STAGED_TXNS}.key)")
+    execute(
+        f"INSERT INTO posting (txn_id, account_id, amount) SELECT t.txn_id, m.account_id, SUM(m.amount) "
+        f"FROM {_STAGED_MOVES} m JOIN {STAGED_TXNS} t ON t.ref = m.ref "
+        "GROUP BY t.txn_id, m.account_id HAVING SUM(m.amount) <> 0 ORDER BY m.account_id, t.txn_id"
+    )
+    deltas = f"SELECT account_id, SUM(amount) AS delta FROM {_STAGED_MOVES} GROUP BY account_id"
+    lock = dialect().lock_clause()
+    if lock:
+        execute(f"SELECT id FROM account WHERE id IN (SELECT account_id FROM {_STAGED_MOVES}) ORDER BY id{lock}")
+    execute(f"UPDATE account SET balance = account.balance + d.delta FROM ({deltas}) d WHERE account.id = d.account_id AND d.delta <> 0")
+    return made
 
 
 @dataclass

@@ -311,11 +311,18 @@ def _m4_close_indexes() -> None:
     database.execute_sql("CREATE UNIQUE INDEX account_user_id_kind ON account (user_id, kind)")
 
 
+def _m10_close_plan_cut() -> None:
+    """close_plan keeps each giver's cut (R9), so that the payments derive
+    every share from the frozen plan rows (closing/month.py)."""
+    add_columns("close_plan", cut_at=DateTimeField(null=True), cut_id=IntegerField(null=True))
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
+    (10, "the cut of each giver in the close plan", _m10_close_plan_cut),
 ]
 
 

@@ -8,10 +8,10 @@ from importlib import resources
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 
-from .. import periods
+from .. import closing, periods
 from ..errors import Forbidden, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
-from ..services import closing, flattring, funds, people, things
+from ..services import flattring, funds, people, things
 from . import serialize
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -11,7 +11,8 @@ from ..config import Config
 from ..db import database, execute, is_postgres
 from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, PeriodClosed, Validation
 from ..models import Flattr, Period, Thing, User, utcnow
-from ..money import format_amount, split_evenly
+from ..money import format_amount
+from ..rules import split_evenly
 from ..urls import normalize_url
 from . import people
 from . import things as things_service

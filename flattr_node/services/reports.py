@@ -1,12 +1,10 @@
 """What the dashboard shows about money: this month's flattrs as the close
 would pay them today (R8, R9), past months, and the data of the 12-month chart.
 
-The projection applies the close's own rules (services/closing.py `_plan`):
-a flattr counts if its owner gave in the same period (R8, unless
-`revenue_requires_giving` is off); spend = min(budget, funds); the counting
-flattrs split it evenly, the earliest (by time, then id) taking the extra
-cents (money.split_evenly); the fee is money.fee_of. tests/test_web_reports.py
-closes the month afterwards and checks the close paid exactly this.
+The projection runs the rules the close runs (rules.py: R8 giving to
+receive, R9 the split and the fee) over the person's flattrs, with who gave
+read from the period. tests/test_web_reports.py closes the month afterwards
+and checks the close paid exactly this.
 """
 
 from __future__ import annotations
@@ -16,10 +14,9 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from .. import ledger, periods
+from .. import ledger, periods, rules
 from ..config import Config
 from ..models import Flattr, Period, Thing, User, utcnow
-from ..money import fee_of, split_evenly
 
 
 @dataclass
@@ -66,6 +63,7 @@ def projection(cfg: Config, user: User, now: dt.datetime | None = None) -> Proje
         .order_by(Flattr.created_at, Flattr.id)
     )
     owner_ids = {f.owner_id for f in rows}
+    gave = set()
     if cfg.revenue_requires_giving and owner_ids:
         gave = {
             g
@@ -74,18 +72,17 @@ def projection(cfg: Config, user: User, now: dt.datetime | None = None) -> Proje
             .distinct()
             .tuples()
         }
-    else:
-        gave = owner_ids
-    counting = [f for f in rows if f.owner_id in gave]
     funds = ledger.balance(user.id, "funds")
-    spend = min(user.monthly_budget, funds) if counting else 0
-    shares = dict(zip((f.id for f in counting), split_evenly(spend, len(counting)), strict=True)) if counting else {}
+    mine = [rules.MonthFlattr(f.id, f.giver_id, f.owner_id, f.created_at) for f in rows]
+    outcome = rules.split_month(mine, {user.id: rules.spend_of(user.monthly_budget, funds)}, cfg.fee_percent,
+                                cfg.revenue_requires_giving, gave)
+    spend = sum(o.share for o in outcome.values())
     out = []
     for f in rows:
         owner = f.owner
-        if f.id in shares:
-            share = shares[f.id]
-            out.append(ProjectedFlattr(f, f.thing, owner, True, share, fee_of(share, cfg.fee_percent), ""))
+        o = outcome[f.id]
+        if o.counted:
+            out.append(ProjectedFlattr(f, f.thing, owner, True, o.share, o.fee, ""))
         else:
             name = owner.display_name or owner.username
             reason = (

@@ -17,11 +17,10 @@ from babel.dates import format_date, format_datetime
 from flask import Blueprint, abort, current_app, g, render_template, request
 from flask_login import current_user, login_required
 
-from .. import periods
+from .. import closing, periods
 from ..errors import FlattrError
 from ..models import User, utcnow
 from ..money import format_amount
-from ..services import closing
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
