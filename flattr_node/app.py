@@ -112,7 +112,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         # long-lived); opening one and setting its pragmas cost about half a
         # millisecond, more than a badge's query.
         database = dbmod.database
-        if dbmod.is_postgres() and not database.is_closed() and database.transaction_depth() == 0:
+        if dbmod.dialect().pooled and not database.is_closed() and database.transaction_depth() == 0:
             database.close()
 
     @app.before_request

@@ -297,7 +297,7 @@ def backup(cfg, path):
     if target.exists():
         fail(f"{path} exists: choose a new file")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if dbmod.is_postgres():
+    if dbmod.dialect().postgres:  # pg_dump; SQLite's online backup API below
         _backup_postgres(cfg.database, target)
         click.echo(f"backup written to {path}")
         return

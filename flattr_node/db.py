@@ -68,7 +68,9 @@ class NodeSqliteDatabase(SqliteDatabase):
             return
         # Wait as long as SQLite's busy timeout would, then fail the same way.
         if not self._write_lock.acquire(timeout=getattr(self, "_timeout", None) or 30):
-            raise OperationalError("database is locked (another thread's write transaction outlasted the busy timeout)")
+            busy = OperationalError("database is locked (another thread's write transaction outlasted the busy timeout)")
+            busy.sqlite_errorname = "SQLITE_BUSY"  # what SQLite's own busy timeout says (Dialect.error_code)
+            raise busy
         try:
             super().begin(lock_type)
         except BaseException:
@@ -141,6 +143,8 @@ def bind(url: str):
 
 
 def is_postgres() -> bool:
+    """Which engine is bound. Code of the node asks `dialect()` what to do
+    instead; this stays for scripts (bench/) that build data per engine."""
     return isinstance(database.obj, PostgresqlDatabase)
 
 
@@ -151,6 +155,7 @@ class Dialect:
 
     name = "sqlite"
     postgres = False
+    pooled = False  # connections come from a pool: hand them back after each request
     BULK_CACHE_KIB = 100 * 1024  # SQLite's page cache during bulk work (see bulk_session)
 
     def lock_clause(self, share: bool = False) -> str:
@@ -195,6 +200,20 @@ class Dialect:
             except Exception:  # the database itself may be what failed
                 pass
 
+    def append_only_ddl(self, table: str) -> list[str]:
+        """DDL: triggers that refuse UPDATE and DELETE on `table`."""
+        return [
+            f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} refused'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+
+    def migrator(self):
+        """playhouse.migrate's schema migrator for this engine."""
+        from playhouse.migrate import SqliteMigrator
+
+        return SqliteMigrator(database.obj)
+
     def dangling_references(self, tables) -> list[tuple]:
         """Rows of `tables` that refer to missing rows, as (table, rowid,
         parent). SQLite lets a connection turn its foreign keys off, so
@@ -218,14 +237,13 @@ class Dialect:
         code = self.error_code(exc)
         if code is not None:
             return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
-        # Python < 3.11's sqlite3 has no error codes; our own lock timeout neither.
-        text = str(exc).lower()
-        return "database is locked" in text or "database is busy" in text
+        return False
 
 
 class PostgresDialect(Dialect):
     name = "postgresql"
     postgres = True
+    pooled = True
 
     def lock_clause(self, share: bool = False) -> str:
         # NO KEY UPDATE is the lock a plain UPDATE of the row takes: it keeps
@@ -251,6 +269,20 @@ class PostgresDialect(Dialect):
     @contextlib.contextmanager
     def bulk_session(self):
         yield
+
+    def append_only_ddl(self, table: str) -> list[str]:
+        return [
+            "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$ "
+            "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; END; "
+            "$$ LANGUAGE plpgsql",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()",
+        ]
+
+    def migrator(self):
+        from playhouse.migrate import PostgresqlMigrator
+
+        return PostgresqlMigrator(database.obj)
 
     def dangling_references(self, tables) -> list[tuple]:
         return []
@@ -319,9 +351,7 @@ def locked(query, share: bool = False):
     writers out but lets inserts that merely reference the row (a posting's
     foreign key to its account) go on, which FOR UPDATE would block.
     """
-    if not is_postgres():
-        return query
-    return query.for_update("FOR SHARE" if share else "FOR NO KEY UPDATE")
+    return dialect().lock(query, share)
 
 
 def lock_accounts(codes) -> None:
@@ -331,7 +361,7 @@ def lock_accounts(codes) -> None:
     (this, ledger.post, the close's batches), so two transactions can never
     wait for each other in a circle: no deadlock on PostgreSQL.
     """
-    if not is_postgres():
+    if not dialect().lock_clause():
         return
     from .models import Account  # models imports this module
 
@@ -343,18 +373,9 @@ RETRYABLE_PGCODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlo
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """A conflict between transactions (not a bug): retry, or answer 503."""
-    # peewee wraps most driver errors (the driver's is in args[0]) but lets
-    # psycopg2's TransactionRollbackError family through unwrapped.
-    candidates = (exc, *(exc.args[:1] if exc.args else ()), exc.__cause__, exc.__context__)
-    code = next((c.pgcode for c in candidates if getattr(c, "pgcode", None)), None)
-    if code in RETRYABLE_PGCODES:
-        return True
-    text = str(exc).lower()
-    return any(
-        w in text
-        for w in ("deadlock detected", "could not serialize", "database is locked", "database is busy", "exceeded maximum connections")
-    )
+    """A conflict between transactions (not a bug): retry, or answer 503.
+    Told by the engine's error code (Dialect.is_retryable), not its text."""
+    return dialect().is_retryable(exc)
 
 
 @contextlib.contextmanager
@@ -365,7 +386,5 @@ def consistent_read():
     there the transaction is REPEATABLE READ. SQLite's transaction already
     sees one state; it begins DEFERRED, so that in WAL mode the check reads
     its snapshot without holding up the writers."""
-    with database.atomic() if is_postgres() else database.atomic("DEFERRED"):
-        if is_postgres() and database.transaction_depth() == 1:
-            database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with dialect().consistent_read():
         yield

@@ -29,7 +29,7 @@ from peewee import (
 )
 
 from . import ledger
-from .db import database, is_postgres
+from .db import database, dialect
 from .models import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,27 +46,14 @@ class SchemaVersion(Model):
 
 
 APPEND_ONLY = ("txn", "posting")
+MIGRATION_LOCK = 7294001  # the advisory lock a migrating process holds
 
 
 def _append_only_triggers() -> None:
     """The ledger is append-only: the database itself refuses edits."""
     for table in APPEND_ONLY:
-        if is_postgres():
-            database.execute_sql(
-                "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$ "
-                "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; END; "
-                "$$ LANGUAGE plpgsql"
-            )
-            database.execute_sql(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()"
-            )
-        else:
-            for op in ("UPDATE", "DELETE"):
-                database.execute_sql(
-                    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} refused'); END"
-                )
+        for ddl in dialect().append_only_ddl(table):
+            database.execute_sql(ddl)
 
 
 # --- migration 1, frozen -------------------------------------------------
@@ -272,10 +259,9 @@ def add_columns(table: str, **fields) -> None:
     """In a migration: add columns to an existing table, e.g.
     `add_columns("thing", views=IntegerField(default=0))`. A NOT NULL column
     needs a default (it fills the existing rows)."""
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
     from playhouse.migrate import migrate as run
 
-    migrator = PostgresqlMigrator(database.obj) if is_postgres() else SqliteMigrator(database.obj)
+    migrator = dialect().migrator()
     run(*[migrator.add_column(table, name, field) for name, field in fields.items()])
 
 
@@ -335,14 +321,12 @@ def current_version() -> int:
 def migrate() -> list[int]:
     """Apply every migration not applied yet; return their numbers."""
     with database.atomic():
-        if is_postgres():  # CREATE TABLE IF NOT EXISTS races between processes
-            database.execute_sql("SELECT pg_advisory_xact_lock(7294001)")
+        dialect().advisory_lock(MIGRATION_LOCK)  # CREATE TABLE IF NOT EXISTS races between processes
         database.create_tables([SchemaVersion])
     applied = []
     for number, name, step in MIGRATIONS:
         with database.atomic():
-            if is_postgres():  # one migrating process at a time
-                database.execute_sql("SELECT pg_advisory_xact_lock(7294001)")
+            dialect().advisory_lock(MIGRATION_LOCK)  # one migrating process at a time
             if SchemaVersion.get_or_none(SchemaVersion.version == number) is not None:
                 continue
             log.info("schema: applying migration %d (%s)", number, name)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from urllib.parse import parse_qs, urlsplit
 
 from .. import ledger, periods
 from ..config import Config
-from ..db import database, execute, is_postgres
+from ..db import database, dialect, execute
 from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, PeriodClosed, Validation
 from ..models import Flattr, Period, Thing, User, utcnow
 from ..money import format_amount
@@ -27,7 +26,7 @@ def _lock_period() -> str:
     """On PostgreSQL a flattr's insert share-locks its period's row, so a
     close cannot claim the period while the insert runs (SQLite: the write
     lock does it)."""
-    return " FOR SHARE" if is_postgres() else ""
+    return dialect().lock_clause(share=True)
 
 
 def _flattr_context(thing_id: int, period: str, giver: User):
@@ -52,9 +51,8 @@ def _flattr_context(thing_id: int, period: str, giver: User):
 
 
 def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr:
-    """Every rule, then one row. Inside a write transaction, except for a
-    flattr by id on PostgreSQL, whose one write checks the period itself
-    (_flattr_statements).
+    """Every rule, then one row, inside the caller's write transaction (its
+    one write also re-checks the period, under a share lock on PostgreSQL).
 
     The flattr path is the node's hottest write, so its statements are SQL
     text rather than peewee queries (composing those cost more than running
@@ -100,19 +98,11 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
     return Flattr(id=row[0], giver=giver, thing=thing, owner=thing.owner, period=period, created_at=now, status="pending")
 
 
-def _flattr_statements():
-    """SQLite: a flattr's statements in one IMMEDIATE transaction (writers
-    queue for the lock up front). PostgreSQL: each statement commits on its
-    own, two round trips fewer than BEGIN ... COMMIT: its one write, the
-    INSERT, re-checks the period under a share lock (see _record)."""
-    return contextlib.nullcontext() if is_postgres() else database.atomic()
-
-
 def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = None) -> Flattr:
     number = row_id(thing_id)
     if number is None:
         raise NotFound("no such thing")
-    with _flattr_statements():
+    with database.atomic():  # one transaction on both engines (SQLite: IMMEDIATE, writers queue up front)
         return _record(cfg, giver, number, now or utcnow())
 
 
