@@ -2,7 +2,7 @@
 /**
  * Plugin Name: flattr-node
  * Description: Flattr buttons from your own flattr-node: a [flattr] shortcode, a button under every post, rel="payment" links in the head and feeds, and the node as a trusted oEmbed provider.
- * Version: 0.1.0
+ * Version: 0.2.0
  * Requires at least: 5.9
  * Requires PHP: 7.4
  * License: MIT
