@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from browser import chromium, need_chromium
 from lxml import etree
 from nodeproc import Server, cli, free_port, write_config
 from wordpress import WordPress, need_wordpress, parse
@@ -225,6 +226,31 @@ def test_shortcodes_stay_inside_the_text_column(blog, theme):
                 "url": "https://elsewhere.example/a?b=1&c=2",
                 "title": "Elsewhere & beyond",
             }
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("theme", THEMES)
+def test_in_chromium_the_button_lines_up_with_the_text(blog, theme, tmp_path):
+    """What a reader sees on a wide screen: the button of a [flattr] alone in
+    its paragraph starts where the post's text starts."""
+    need_chromium()
+    wp = blog.wp
+    wp.eval_php(f"switch_theme('{theme}');")
+    post = wp.publish(
+        f"Lined up in {theme}",
+        "<!-- wp:paragraph --><p>The text of the post.</p><!-- /wp:paragraph -->\n\n<!-- wp:paragraph --><p>[flattr]</p><!-- /wp:paragraph -->",
+    )
+    driver = chromium(tmp_path / "profile", window="1280,900")
+    try:
+        driver.get(post["link"])
+        text, button = driver.execute_script(
+            "var p = Array.from(document.querySelectorAll('p')).filter(function (e) { return e.textContent.trim() === 'The text of the post.'; })[0];"
+            "var b = document.querySelector('.flattr-node');"
+            "return [p.getBoundingClientRect().left, b.getBoundingClientRect().left];"
+        )
+    finally:
+        driver.quit()
+    assert abs(text - button) <= 1, f"in {theme} the text starts at x={text} and the button at x={button}"
 
 
 def test_the_home_page_links_to_the_profile_and_the_node_verifies_the_blog(blog):
