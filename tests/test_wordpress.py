@@ -174,6 +174,11 @@ def test_a_post_reaches_the_node_with_its_title_as_text_and_shows_the_count(blog
     scripts = [s.get("src") for s in doc.iter("script") if s.get("src")]
     assert f"{blog.node}/button.js" in scripts
 
+    # Taken back to draft and published again: the node has it already, nothing to say.
+    for status in ("draft", "publish"):
+        assert wp.rest("POST", f"/wp/v2/posts/{post['id']}", json={"status": status}).status_code == 200
+    assert node_thing(blog, post["link"])["id"] == thing["id"]
+
 
 def test_a_post_the_node_does_not_know_yet_gets_an_autosubmit_button_with_a_zero_count(blog):
     wp = blog.wp
@@ -317,3 +322,30 @@ def test_the_debug_log_has_nothing_from_the_plugin(blog):
         wp.get(path)
     wp.admin_page("options-general.php?page=flattr-node")
     assert wp.debug_messages("flattr-node") == [] and wp.debug_messages("flattr_node") == []
+
+
+def test_when_the_node_sleeps_or_refuses_the_blog_works_and_the_log_says_why(blog):
+    """Runs last: it leaves two lines in the debug log on purpose."""
+    wp = blog.wp
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    wp.submit_form("options-general.php?page=flattr-node", "options.php", {f"{OPTION}[node]": dead})
+    try:
+        post = wp.publish("While the node sleeps", "<!-- wp:paragraph --><p>Still published.</p><!-- /wp:paragraph -->")
+        [button] = buttons(parse(wp.get(post["link"]).text))
+        link = button.find("a")
+        assert link.get("href").startswith(dead + "/submit/auto?") and link.get("data-flattr-node") == dead
+        # The count is not known: shown empty, never a made-up 0.
+        assert [n.text for n in button.iter("span") if n.get("data-flattr-count") is not None] == [None]
+        [line] = wp.debug_messages("flattr-node")
+        assert f"flattr-node: cannot register {post['link']} on {dead}: " in line, line
+    finally:
+        wp.submit_form("options-general.php?page=flattr-node", "options.php", {f"{OPTION}[node]": blog.node})
+
+    wp.submit_form("options-general.php?page=flattr-node", "options.php", {f"{OPTION}[token]": "fn_not_a_token"})
+    try:
+        post = wp.publish("With a wrong token", "<!-- wp:paragraph --><p>Refused.</p><!-- /wp:paragraph -->")
+        assert node_thing(blog, post["link"]) is None
+        line = wp.debug_messages("flattr-node")[-1]
+        assert f"flattr-node: {blog.node} did not register {post['link']}: " in line and line.endswith("(HTTP 401)"), line
+    finally:
+        wp.submit_form("options-general.php?page=flattr-node", "options.php", {f"{OPTION}[token]": blog.ann_token})

@@ -362,15 +362,22 @@ function flattr_node_register_on_publish( $new_status, $old_status, $post ) {
 			),
 		)
 	);
-	delete_transient( flattr_node_thing_key( get_permalink( $post ) ) ); // The button links to the new thing.
+	$post_url = get_permalink( $post );
+	delete_transient( flattr_node_thing_key( $post_url ) ); // The button links to the new thing.
 	if ( is_wp_error( $response ) ) {
-		error_log( 'flattr-node: cannot register the post: ' . $response->get_error_message() );
+		error_log( sprintf( 'flattr-node: cannot register %s on %s: %s', $post_url, $node, $response->get_error_message() ) );
 		return;
 	}
-	$code = wp_remote_retrieve_response_code( $response );
-	if ( 201 !== $code && 422 !== $code ) { // 422: already registered.
-		error_log( 'flattr-node: the node answered ' . $code . ' when registering the post' );
+	$code = (int) wp_remote_retrieve_response_code( $response );
+	if ( 201 === $code ) {
+		return;
 	}
+	$body = json_decode( wp_remote_retrieve_body( $response ), true );
+	$why  = ( is_array( $body ) && isset( $body['error_description'] ) ) ? (string) $body['error_description'] : '';
+	if ( 422 === $code && false !== strpos( $why, 'already registered' ) ) {
+		return; // Published again (an edit, a retry): the thing is there.
+	}
+	error_log( sprintf( 'flattr-node: %s did not register %s: %s (HTTP %d)', $node, $post_url, '' !== $why ? $why : 'no reason given', $code ) );
 }
 add_action( 'transition_post_status', 'flattr_node_register_on_publish', 10, 3 );
 
