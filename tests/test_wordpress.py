@@ -258,6 +258,25 @@ def test_in_chromium_the_button_lines_up_with_the_text(blog, theme, tmp_path):
     assert abs(text - button) <= 1, f"in {theme} the text starts at x={text} and the button at x={button}"
 
 
+def test_shortcode_attributes_cannot_inject_markup_or_other_schemes(blog):
+    wp = blog.wp
+    content = (
+        '<!-- wp:paragraph --><p>A [flattr url="javascript:alert(1)"] b</p><!-- /wp:paragraph -->\n\n'
+        '<!-- wp:paragraph --><p>[flattr url="https://x.example/p" title="&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" size="huge\'onclick=alert(3)"]</p><!-- /wp:paragraph -->'
+    )
+    post = wp.publish("Hostile attributes", content)
+    text = wp.get(post["link"]).text
+    doc = parse(text)
+    assert not [s for s in doc.iter("script") if "alert" in (s.text or "")]
+    assert not [n for n in doc.iter() if any(k.startswith("on") for k in n.keys())]
+    [button] = buttons(doc)  # nothing at all for the javascript: URL
+    link = button.find("a")
+    assert link.get("data-flattr-url") == "https://x.example/p"
+    assert link.find("img").get("alt") == 'Flattr this: "><script>alert(2)</script>'  # as text
+    assert query_of(link.get("href"))["title"] == '"><script>alert(2)</script>'
+    assert classes(button) == {"flattr-node", "flattr-node-default"}
+
+
 def test_the_home_page_links_to_the_profile_and_the_node_verifies_the_blog(blog):
     wp = blog.wp
     # The node's own word for ann's profile: the author_url of its oEmbed.

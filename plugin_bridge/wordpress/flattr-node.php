@@ -164,7 +164,7 @@ function flattr_node_button( $post_url, $title = '', $size = 'default', $thing_i
 		return '';
 	}
 	$size     = ( 'compact' === $size ) ? 'compact' : 'default';
-	$title    = flattr_node_plain_title( $title );
+	$plain    = flattr_node_plain_title( $title ); // Decoded once: the auto-submit link decodes $title itself.
 	$thing_id = absint( $thing_id );
 	$thing    = ( $thing_id > 0 || '' !== $post_url ) ? flattr_node_thing( $post_url, $thing_id ) : null;
 	if ( 0 === $thing_id && null !== $thing ) {
@@ -197,9 +197,9 @@ function flattr_node_button( $post_url, $title = '', $size = 'default', $thing_i
 	}
 	list( $width, $height ) = ( 'compact' === $size ) ? array( 110, 20 ) : array( 56, 64 );
 	/* translators: %s: post title */
-	$alt = sprintf( __( 'Flattr this: %s', 'flattr-node' ), $title );
+	$alt = sprintf( __( 'Flattr this: %s', 'flattr-node' ), $plain );
 	/* translators: %s: post title */
-	$link_title = sprintf( __( 'Flattr %s', 'flattr-node' ), $title );
+	$link_title = sprintf( __( 'Flattr %s', 'flattr-node' ), $plain );
 	return sprintf(
 		'<span class="flattr-node flattr-node-%1$s"><a class="flattr-node-button" href="%2$s"%3$s data-flattr-url="%4$s" data-flattr-node="%5$s" rel="payment" title="%6$s"><img src="%7$s" width="%8$d" height="%9$d" alt="%10$s"></a> <span class="flattr-node-count" data-flattr-count="">%11$s</span></span>',
 		esc_attr( $size ),
