@@ -13,7 +13,7 @@ from peewee import IntegrityError
 from .. import ledger
 from ..config import Config
 from ..db import database, select_composed
-from ..errors import NotFound, Validation
+from ..errors import Forbidden, NotFound, Validation
 from ..models import ApiToken, User, utcnow
 from ..urls import optional_url
 from .validate import is_utf8, text, whole_number
@@ -103,7 +103,10 @@ def authenticate(username: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
-    return user if user.is_active else None
+    if not user.is_active:
+        # Told only to whoever knows the password: it reveals nothing to a guesser.
+        raise Forbidden("this account is suspended by the node's operator: ask them why; until then it cannot sign in")
+    return user
 
 
 def set_password(user: User, password: str) -> None:
