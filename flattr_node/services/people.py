@@ -159,6 +159,8 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
             raise Validation(
                 f"monthly_budget must be between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
                 field="monthly_budget",
+                words="Monthly budget must be between {} and {}.",
+                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
             )
         values["monthly_budget"] = budget
     if "monthly_topup" in changes:
@@ -167,6 +169,8 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
             raise Validation(
                 f"monthly_topup must be 0 or between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
                 field="monthly_topup",
+                words="Monthly top-up must be between {} and {}, or empty for none.",
+                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
             )
         values["monthly_topup"] = topup
         if topup != user.monthly_topup:
