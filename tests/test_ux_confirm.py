@@ -16,7 +16,7 @@ def ask_then_confirm(client, path: str, question: str, changed) -> None:
     doc = parse(first)
     assert question in "".join(doc.find(".//h1").itertext())
     assert not changed(), f"{path} acted on the first click"
-    form = doc.find(".//form[@action='%s']" % path)
+    form = doc.find(f".//form[@action='{path}']")
     fields = {i.get("name"): i.get("value") for i in form.iter("input")}
     assert fields["confirmed"] == "yes" and form.find(".//button[@id='confirm-yes']") is not None
     assert doc.find(".//a[@id='confirm-no']").get("href")  # a way back that changes nothing
@@ -48,7 +48,8 @@ def test_member_actions_ask_first(client, make_user):
 
 
 def test_no_question_about_someone_elses_things(client, make_user):
-    kim, ann = make_user("kim"), make_user("ann")
+    make_user("kim")
+    ann = make_user("ann")
     deposit = funds.open_deposit(ann, 500)
     people.create_token(ann, "ann's")
     signin(client, "kim")
