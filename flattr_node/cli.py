@@ -146,6 +146,19 @@ def user_create(cfg, name, email, password, operator):
     click.echo(f"created {'operator ' if operator else ''}{person.username} (id {person.id})")
 
 
+@user.command("reset-link")
+@click.argument("name")
+@node_command
+def user_reset_link(cfg, name):
+    """Print a one-time link with which NAME chooses a new password.
+
+    For a node that sends no e-mail: hand the link to the person yourself.
+    It works once, for 24 hours."""
+    from .services import passwords, people
+
+    click.echo(passwords.reset_link(cfg, passwords.operator_reset_token(people.get_user(name))))
+
+
 @main.group()
 def token():
     """Manage API tokens."""

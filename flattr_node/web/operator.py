@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 
 from ..money import format_amount
-from ..services import funds, operator
+from ..services import funds, operator, passwords
 from . import bp, me, node, operator_required
 from .confirm import ask_first
 
@@ -114,3 +114,14 @@ def operator_demote(user_id: int):
     user = operator.set_operator(me(), user_id, False)
     flash(f"{user.username} is no longer an operator.")
     return redirect(url_for("web.operator_home", _anchor="people"))
+
+
+@bp.post("/operator/people/<int:user_id>/reset-link")
+@operator_required
+def operator_reset_link(user_id: int):
+    """A one-time password reset link, shown once on this page (never in a
+    redirect or the session), for the operator to hand over."""
+    who = operator.other_person(me(), user_id)
+    link = passwords.reset_link(node(), passwords.operator_reset_token(who))
+    return render_template("operator/reset_link.html", who=who, link=link)
+
