@@ -106,7 +106,9 @@ def _init_db(cfg):
 
 @main.command()
 @click.option("--host", help="Address to listen on (default: the config's host).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default: the config's port).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: the config's port); a base_url pointing at this server follows it."
+)
 @node_command
 def serve(cfg, host, port):
     """Run the daemon: web pages, API and scheduler, on waitress."""
@@ -116,12 +118,23 @@ def serve(cfg, host, port):
 
     from .app import create_app
 
-    cfg = cfg.with_(host=host or cfg.host, port=port or cfg.port)
+    from .serving import busy_port_message, follow_port
+
+    cfg, warning = follow_port(cfg, host, port)
+    if warning:
+        click.echo(f"flattr-node: warning: {warning}", err=True)
     app = create_app(cfg, bind_database=False)
+    try:  # bind first: a busy port fails here, before the scheduler's first tick
+        server = waitress.create_server(app, host=cfg.host, port=cfg.port, threads=cfg.threads, ident="flattr-node")
+    except OSError as e:
+        fail(busy_port_message(cfg.host, cfg.port, e))
     scheduler = start_scheduler(cfg) if cfg.scheduler else None
     log.info("flattr-node %s serving %s on http://%s:%d (%s)", __version__, cfg.base_url, cfg.host, cfg.port, cfg.database.split("://")[0])
+    click.echo(f"flattr-node: serving {cfg.base_url} (listening on {cfg.host}:{cfg.port}); Ctrl-C stops it", err=True)
     try:
-        waitress.serve(app, host=cfg.host, port=cfg.port, threads=cfg.threads, ident="flattr-node")
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
