@@ -117,7 +117,6 @@ def serve(cfg, host, port):
     from schedules import start_scheduler
 
     from .app import create_app
-
     from .serving import busy_port_message, follow_port
 
     cfg, warning = follow_port(cfg, host, port)

@@ -17,8 +17,8 @@ from web_helpers import parse
 from flattr_node.config import Config
 from flattr_node.db import database
 from flattr_node.models import CheckRun
-from flattr_node.serving import follow_port
 from flattr_node.services import things
+from flattr_node.serving import follow_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
