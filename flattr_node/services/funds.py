@@ -55,7 +55,9 @@ def _create_deposit(user_id: int, amount: int, topup_period: str | None = None) 
 def open_deposit(user: User, amount) -> Deposit:
     amount = whole_number(amount, "amount")
     if not 1 <= amount <= MAX_DEPOSIT:
-        raise Validation(f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount")
+        raise Validation(
+            f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount", words="A deposit must be between {} and {}.", amounts=(1, MAX_DEPOSIT)
+        )
     with database.atomic():
         pending = Deposit.select().where((Deposit.user == user) & (Deposit.status == "pending")).count()
         if pending >= MAX_PENDING_DEPOSITS:
@@ -185,7 +187,7 @@ def mark_failed(payout_id) -> tuple[Payout, bool]:
 def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | None = None) -> bool:
     amount = whole_number(amount, "amount")
     if amount < 1:
-        raise Validation("amount must be at least 1 cent", field="amount")
+        raise Validation("amount must be at least 1 cent", field="amount", words="Amount must be at least {}.", amounts=(1,))
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 64):
         raise Validation("Idempotency-Key must be 1-64 characters", field="Idempotency-Key")
     key = f"revenue-to-funds:{user.id}:{idempotency_key or uuid.uuid4().hex}"
