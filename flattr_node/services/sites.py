@@ -26,7 +26,7 @@ from ..config import Config
 from ..db import database
 from ..errors import Forbidden, Validation
 from ..models import BaseModel, User, utcnow
-from ..urls import normalize_url
+from ..urls import normalize_url, site_host
 
 FETCH_TIMEOUT = (3.05, 5)  # (connect, read) seconds
 MAX_HOME_PAGE = 512 * 1024  # bytes read from a home page at most
@@ -46,8 +46,8 @@ SITE_MODELS = [VerifiedSite]
 
 
 def site_of(url: str, field: str = "url") -> str:
-    """The site a URL belongs to: its host[:port], lower case (normalised)."""
-    return urlsplit(normalize_url(url, field)).netloc
+    """The site a URL belongs to: its host[:port], lower case, without "www."."""
+    return site_host(normalize_url(url, field))
 
 
 class _PaymentLinks(HTMLParser):
@@ -161,7 +161,7 @@ def verify_site(cfg: Config, user: User, url: str, now: dt.datetime | None = Non
     home = normalize_url(url)
     parts = urlsplit(home)
     home = f"{parts.scheme}://{parts.netloc}/"
-    host = parts.netloc
+    host = site_host(home)
     # Outside any transaction: it can be slow.
     final_url, text = fetch_home_page(home, session, allow_private=node_is_private(cfg))
     parser = _PaymentLinks()
@@ -187,18 +187,29 @@ def verifier_of(url: str) -> User | None:
         host = site_of(url)
     except Validation:
         return None
-    row = VerifiedSite.select(VerifiedSite, User).join(User).where(VerifiedSite.host == host).first()
+    # "www." + host: a row verified before www. and the bare host were one site.
+    row = (
+        VerifiedSite.select(VerifiedSite, User)
+        .join(User)
+        .where(VerifiedSite.host.in_([host, "www." + host]))
+        .order_by(VerifiedSite.verified_at.desc())
+        .first()
+    )
     return row.user if row is not None else None
 
 
-def check_autosubmit_owner(url: str, owner: User) -> None:
-    """Auto-submit for a site verified by someone else is refused (Forbidden)."""
+def check_site_owner(url: str, owner: User) -> None:
+    """A thing on a site verified by someone else is refused (Forbidden):
+    registered by hand, through the API or by an auto-submit button."""
     verifier = verifier_of(url)
     if verifier is not None and verifier.id != owner.id:
         raise Forbidden(
             f"{site_of(url)} is verified by another person on this node: "
-            f"only they can receive flattrs for its pages through auto-submit"
+            f"only they can register its pages or receive flattrs for them"
         )
+
+
+check_autosubmit_owner = check_site_owner
 
 
 def sites_of(user: User) -> list[VerifiedSite]:
