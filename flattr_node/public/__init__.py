@@ -298,7 +298,11 @@ def verify_sites():
     user = me()
     error, status = None, 200
     if request.method == "POST":
+        from ..web.auth import client_address, rate_limit
+
         try:
+            rate_limit("sites-address", client_address())
+            rate_limit("sites-user", str(user.id))
             site = sites.verify_site(cfg(), user, request.form.get("url", ""))
         except FlattrError as e:
             error, status = e, e.status
