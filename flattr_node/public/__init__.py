@@ -260,7 +260,7 @@ def _dimension(name: str) -> int | None:
     value = request.args.get(name)
     if value is None or value == "":
         return None
-    if not value.isdigit() or not 0 < int(value) <= 10000:
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= 10000:
         raise Validation(f"{name} must be a whole number of pixels between 1 and 10000", field=name)
     return int(value)
 
