@@ -142,7 +142,13 @@ def thing_for_autosubmit(params: dict) -> tuple[Thing | None, User, dict]:
     fields["url"] = normalize_url(fields.get("url"))
     if not fields.get("title"):
         fields["title"] = fields["url"]
-    existing = Thing.select(Thing, User).join(User).where(Thing.url == fields["url"]).first()
+    existing = things_service.by_url(fields["url"])
+    if existing is not None and existing.owner_id != owner.id:
+        # The button says whom it pays: never anyone else (a thing grabbed first).
+        raise Forbidden(
+            f"{fields['url']} is registered on this node by {existing.owner.username}, not by {owner.username}: "
+            f"this button would pay someone other than {owner.username}, so it is refused"
+        )
     return existing, owner, fields
 
 
@@ -171,7 +177,7 @@ def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime |
     sites.check_autosubmit_owner(fields["url"], owner)
     with database.atomic():
         # The thing is created for its owner on its first flattr; both or neither.
-        thing = Thing.get_or_none(Thing.url == fields["url"])
+        thing = things_service.by_url(fields["url"])
         if thing is None:
             thing = things_service.register_thing(owner, fields)
         return _record(cfg, giver, thing.id, now)

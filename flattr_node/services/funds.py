@@ -68,7 +68,7 @@ def open_deposit(user: User, amount) -> Deposit:
 def find_deposit(id_or_reference) -> Deposit:
     text = str(id_or_reference).strip()
     query = Deposit.select()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         query = query.where(Deposit.id == (row_id(text) or 0))
     elif _REFERENCE.match(_clean_reference(text)):
         query = query.where(Deposit.reference == _clean_reference(text))

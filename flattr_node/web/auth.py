@@ -28,6 +28,8 @@ LIMITS = {
     "signin-user": parse("10/minute"),
     "signup-address": parse("20/hour"),
     "reset-address": parse("10/hour"),
+    "sites-user": parse("20/hour"),
+    "sites-address": parse("60/hour"),
 }
 
 
