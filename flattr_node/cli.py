@@ -424,5 +424,9 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
     click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
 
 
+from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
+
+_bank_cli.register(main, payout)
+
 if __name__ == "__main__":
     main()

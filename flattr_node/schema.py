@@ -311,11 +311,18 @@ def _m4_close_indexes() -> None:
     database.execute_sql("CREATE UNIQUE INDEX account_user_id_kind ON account (user_id, kind)")
 
 
+def _m30_bank_rails() -> None:
+    from .bank.models import BANK_MODELS
+
+    database.create_tables(BANK_MODELS)
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
+    (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
 ]
 
 

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 
 from .. import periods
+from ..bank import accounts as payout_accounts
 from ..errors import Forbidden, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
 from ..services import closing, flattring, funds, people, things
@@ -101,7 +102,12 @@ def get_user():
 
 @bp.patch("/user")
 def patch_user():
-    user = people.update_settings(cfg(), caller(), body())
+    data = body()
+    payout = payout_accounts.check_payout_change(caller(), data)  # validated before anything is saved
+    data = {k: v for k, v in data.items() if k not in ("payout_iban", "payout_name")}
+    user = people.update_settings(cfg(), caller(), data)
+    if payout is not None:
+        payout_accounts.save_payout_account(user, *payout)
     return jsonify(serialize.user_private(cfg(), user))
 
 

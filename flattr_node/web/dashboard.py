@@ -14,6 +14,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField, URLFi
 from wtforms.validators import DataRequired, Length
 
 from .. import ledger, periods
+from ..bank.instructions import bank_details, has_qr
 from ..errors import FlattrError, NotFound, Validation
 from ..models import CATEGORIES, ApiToken, Deposit, Payout, Thing
 from ..money import format_amount, parse_amount
@@ -188,7 +189,10 @@ def deposits_page(form=None):
     user = me()
     form = form or AmountForm(formdata=None)
     rows = list(Deposit.select().where(Deposit.user == user.id).order_by(Deposit.created_at.desc(), Deposit.id.desc()).limit(200))
-    return render_template("dashboard/deposits.html", cfg=cfg, form=form, deposits=rows, cancel_form=EmptyForm(formdata=None)), (
+    return render_template(
+        "dashboard/deposits.html", cfg=cfg, form=form, deposits=rows, cancel_form=EmptyForm(formdata=None),
+        bank=bank_details(cfg), qr=has_qr(cfg),
+    ), (
         422 if form.errors else 200
     )
 
