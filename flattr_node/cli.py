@@ -179,12 +179,19 @@ def token():
 @token.command("create")
 @click.argument("name")
 @click.option("--label", default="cli", show_default=True, help="A name for the token, to recognise it later.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["flattr", "thing", "email", "extendedread"]),
+    help="What the token may do; repeat for several. Default: all scopes.",
+)
 @node_command
-def token_create(cfg, name, label):
+def token_create(cfg, name, label, scopes):
     """Print a new API token for NAME on stdout, alone."""
     from .services import people
 
-    click.echo(people.create_token(people.get_user(name), label))
+    click.echo(people.create_token(people.get_user(name), label, list(scopes) or None))
 
 
 @main.group()

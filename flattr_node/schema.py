@@ -315,6 +315,19 @@ def _m30_bank_rails() -> None:
     from .bank.models import BANK_MODELS
 
     database.create_tables(BANK_MODELS)
+def _m40_token_scopes_and_oauth() -> None:
+    """Token scopes (every existing token keeps all of them), OAuth apps,
+    codes and refresh tokens (flattr_node/oauth/)."""
+    from .oauth.models import OAUTH_MODELS
+
+    add_columns(
+        "api_token",
+        scopes=CharField(max_length=100, default="flattr thing email extendedread"),
+        oauth_client_id=IntegerField(null=True),
+        expires_at=DateTimeField(null=True),
+    )
+    database.execute_sql("CREATE INDEX api_token_oauth_client_id ON api_token (oauth_client_id)")
+    database.create_tables(OAUTH_MODELS)
 
 
 MIGRATIONS = [
@@ -323,6 +336,7 @@ MIGRATIONS = [
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
     (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
+    (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
 ]
 
 

@@ -133,7 +133,7 @@ def test_register_edit_archive_a_thing_with_its_snippets(client, make_user):
 def test_tokens_are_shown_once_work_and_can_be_revoked(client, make_user):
     kim = make_user("kim")
     signin(client, "kim")
-    response = form(client, "/dashboard/tokens", {"name": "my blog"})
+    response = form(client, "/dashboard/tokens", {"name": "my blog", "scopes": ["flattr", "thing", "email", "extendedread"]})
     assert response.status_code == 200
     token = next(n for n in parse(response).iter("input") if n.get("id") == "new-token").get("value")
     assert token.startswith("fn_")

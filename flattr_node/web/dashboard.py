@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from markupsafe import escape
-from wtforms import BooleanField, SelectField, StringField, TextAreaField, URLField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField, URLField
 from wtforms.validators import DataRequired, Length
 
 from .. import ledger, periods
@@ -18,6 +18,7 @@ from ..bank.instructions import bank_details, has_qr
 from ..errors import FlattrError, NotFound, Validation
 from ..models import CATEGORIES, ApiToken, Deposit, Payout, Thing
 from ..money import format_amount, parse_amount
+from ..scopes import SCOPES
 from ..services import flattring, funds, people, reports, things
 from . import bp, form_error, me, node
 from .charts import month_chart
@@ -52,6 +53,7 @@ class ThingForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    scopes = SelectMultipleField("It may", choices=list(SCOPES), default=list(SCOPES))
 
 
 class ProfileForm(FlaskForm):
@@ -416,9 +418,18 @@ def archive_thing(thing_id: int):
 def tokens_page(form=None, new_token: str | None = None):
     user = me()
     form = form or TokenForm(formdata=None)
-    rows = list(ApiToken.select().where(ApiToken.user == user.id).order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
+    rows = list(
+        ApiToken.select()
+        .where((ApiToken.user == user.id) & ApiToken.oauth_client_id.is_null())  # apps' tokens: /dashboard/apps
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
     return render_template(
-        "dashboard/tokens.html", form=form, tokens=rows, new_token=new_token, revoke_form=EmptyForm(formdata=None)
+        "dashboard/tokens.html",
+        form=form,
+        tokens=rows,
+        new_token=new_token,
+        revoke_form=EmptyForm(formdata=None),
+        scopes=SCOPES,
     ), (422 if form.errors else 200)
 
 
@@ -434,7 +445,9 @@ def create_token():
     form = TokenForm()
     if form.validate_on_submit():
         try:
-            token = people.create_token(me(), form.name.data)
+            if not form.scopes.data:
+                raise Validation("choose at least one thing the token may do", field="scopes")
+            token = people.create_token(me(), form.name.data, form.scopes.data)
         except FlattrError as e:
             form_error(form, e)
         else:
