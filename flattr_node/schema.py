@@ -311,11 +311,25 @@ def _m4_close_indexes() -> None:
     database.execute_sql("CREATE UNIQUE INDEX account_user_id_kind ON account (user_id, kind)")
 
 
+def _m50_subscriptions() -> None:
+    from .models_sup import SUBSCRIPTION_MODELS
+
+    database.create_tables(SUBSCRIPTION_MODELS)
+
+
+def _m51_notices() -> None:
+    from .models_sup import NOTICE_MODELS
+
+    database.create_tables(NOTICE_MODELS)
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
+    (50, "subscriptions", _m50_subscriptions),
+    (51, "notices", _m51_notices),
 ]
 
 
