@@ -328,6 +328,16 @@ def _m40_token_scopes_and_oauth() -> None:
     )
     database.execute_sql("CREATE INDEX api_token_oauth_client_id ON api_token (oauth_client_id)")
     database.create_tables(OAUTH_MODELS)
+def _m50_subscriptions() -> None:
+    from .models_sup import SUBSCRIPTION_MODELS
+
+    database.create_tables(SUBSCRIPTION_MODELS)
+
+
+def _m51_notices() -> None:
+    from .models_sup import NOTICE_MODELS
+
+    database.create_tables(NOTICE_MODELS)
 
 
 MIGRATIONS = [
@@ -337,6 +347,8 @@ MIGRATIONS = [
     (4, "indexes for the month close", _m4_close_indexes),
     (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
     (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
+    (50, "subscriptions", _m50_subscriptions),
+    (51, "notices", _m51_notices),
 ]
 
 
