@@ -399,5 +399,13 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
     click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
 
 
+def _federation_commands() -> None:
+    from .federation.cli import commands
+
+    commands(main, node_command)
+
+
+_federation_commands()
+
 if __name__ == "__main__":
     main()

@@ -311,11 +311,20 @@ def _m4_close_indexes() -> None:
     database.execute_sql("CREATE UNIQUE INDEX account_user_id_kind ON account (user_id, kind)")
 
 
+def _m20_federation() -> None:
+    from .federation import keys
+    from .federation.models import FEDERATION_MODELS
+
+    database.create_tables(FEDERATION_MODELS)
+    keys.ensure_key()  # the node's Ed25519 identity, made by init
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
+    (20, "federation: node key, peers, outbox, inbox", _m20_federation),
 ]
 
 
