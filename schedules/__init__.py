@@ -49,6 +49,18 @@ def run_tick(cfg: Config) -> dict:
     return result
 
 
+def run_deliveries(cfg: Config) -> dict:
+    """Deliver remote flattrs that are due (federation's outbox, with backoff)."""
+    from flattr_node.federation import delivery
+
+    with database.connection_context():
+        try:
+            return delivery.drain(cfg)
+        except Exception:
+            log.exception("scheduler: delivering remote flattrs failed; will retry")
+            return {}
+
+
 def start_scheduler(cfg: Config) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         timezone=cfg.timezone,
@@ -57,6 +69,7 @@ def start_scheduler(cfg: Config) -> BackgroundScheduler:
     # --- every periodic job, in one block ---------------------------------
     scheduler.add_job(run_tick, "interval", minutes=cfg.tick_minutes, args=[cfg], id="tick", next_run_time=_now())
     scheduler.add_job(run_tick, "cron", day=1, hour=0, minute=0, second=30, args=[cfg], id="month-start")
+    scheduler.add_job(run_deliveries, "interval", seconds=20, args=[cfg], id="federation-outbox", next_run_time=_now())
     # -----------------------------------------------------------------------
     scheduler.start()
     log.info("scheduler: started (tick every %d minutes, timezone %s)", cfg.tick_minutes, cfg.timezone)

@@ -42,14 +42,18 @@ def webfinger_view():
     return json_response(webfinger.describe(cfg(), resource), content_type="application/jrd+json")
 
 
+class TooLarge(FlattrError):
+    code, status = "invalid_request", 413
+
+
 def _signed_body() -> bytes:
     """The raw body, refused (413) past the cap before it is read whole."""
     length = request.content_length
     if length is not None and length > signing.MAX_BODY:
-        raise Validation(f"the body is larger than {signing.MAX_BODY} bytes")
+        raise TooLarge(f"the body is larger than {signing.MAX_BODY} bytes")
     body = request.stream.read(signing.MAX_BODY + 1)
     if len(body) > signing.MAX_BODY:
-        raise Validation(f"the body is larger than {signing.MAX_BODY} bytes")
+        raise TooLarge(f"the body is larger than {signing.MAX_BODY} bytes")
     return body
 
 
