@@ -54,6 +54,8 @@ def secret_key_for(cfg: Config) -> str:
 
 
 def wants_json() -> bool:
+    if request.path.startswith(("/.well-known/", "/federation/")):  # server-to-server (federation)
+        return True
     return request.path.startswith("/api/") or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
 
 
@@ -123,6 +125,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             return None
         if request.headers.get("Authorization", "").lower().startswith("bearer "):
             return None  # a browser never attaches a Bearer header by itself
+        if request.path.startswith("/federation/"):
+            return None  # node-to-node requests: signed (RFC 9421), never cookie-authenticated
         from flask_login import current_user
 
         if request.path.startswith("/api/") and not current_user.is_authenticated:
@@ -215,4 +219,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(public_bp)
+    from .federation.views import bp as federation_bp
+
+    app.register_blueprint(federation_bp)
     return app
