@@ -28,6 +28,7 @@ LIMITS = {
     "signin-user": parse("10/minute"),
     "signup-address": parse("20/hour"),
     "reset-address": parse("10/hour"),
+    "password-check": parse("10/hour"),
     "sites-user": parse("20/hour"),
     "sites-address": parse("60/hour"),
 }
@@ -180,9 +181,11 @@ def invite_codes():
 @login_required
 def password_change():
     form = PasswordChangeForm()
+    if request.method == "POST":
+        rate_limit("password-check", str(current_user.id))
     if form.validate_on_submit():
         try:
-            passwords.change_password(me(), form.current_password.data, form.new_password.data)
+            passwords.change_password(me(), form.current_password.data, form.new_password.data, node())
         except FlattrError as e:
             if e.field == "password":
                 e.field = "new_password"
