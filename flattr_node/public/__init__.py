@@ -95,12 +95,14 @@ def thing_page(thing_id):
 
 def _confirm(ref, *, post_url: str, already: bool, error: FlattrError | None = None, status: int = 200, archived: bool = False):
     user = me()
+    owner = ref.user_id if isinstance(ref, pb.AutoSubmit) else ref.owner
     return (
         render_template(
             "public/confirm.html",
             ref=ref,
+            owner_gave=flattring.owner_has_given(cfg(), owner),
             archived=archived,
-            own=user is not None and user.username == (ref.user_id if isinstance(ref, pb.AutoSubmit) else ref.owner),
+            own=user is not None and user.username == owner,
             is_new=isinstance(ref, pb.AutoSubmit),
             worth=worth(user),
             already=already,
