@@ -123,6 +123,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             return None
         if request.headers.get("Authorization", "").lower().startswith("bearer "):
             return None  # a browser never attaches a Bearer header by itself
+        if request.path in NO_CSRF or request.path.startswith("/rest/"):
+            return None  # apps authenticated by their secret or token, never by a cookie
         from flask_login import current_user
 
         if request.path.startswith("/api/") and not current_user.is_authenticated:
@@ -200,10 +202,13 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         return error_response("server_error", "something went wrong on the node; it has been logged", 500)
 
     from .api import bp as api_bp
+    from .oauth import NO_CSRF
+    from .oauth import init_app as init_oauth
     from .public import bp as public_bp
     from .web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(public_bp)
+    init_oauth(app)
     return app

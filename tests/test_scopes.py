@@ -26,7 +26,9 @@ def test_every_api_route_states_its_scope(app):
 def two(make_user, client):
     giver = make_user("giver", 1000)
     owner = make_user("owner", 1000)
-    thing_id = Api(client, people.create_token(owner)).post("/things", {"url": "https://blog.example/a", "title": "A"}).get_json()["id"]
+    thing_id = (
+        Api(client, people.create_token(owner)).post("/things", {"url": "https://blog.example/a", "title": "A"}).get_json()["id"]
+    )
     return giver, owner, thing_id
 
 
