@@ -163,7 +163,16 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
 
     @app.errorhandler(CSRFError)
     def csrf_error(e: CSRFError):
-        return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+        if wants_json():
+            return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+        # A person's browser: their session ended (cookies cleared, the node's
+        # key changed) or the page was opened in another session. Say so in
+        # words, and that nothing changed.
+        if "session" in (e.description or ""):
+            what = "Your session has expired, so this form was not sent and nothing was changed."
+        else:
+            what = "This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed."
+        return error_response("session_expired", f"{what} Open the page again and send the form once more.", 403)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

@@ -311,6 +311,10 @@ def _m4_close_indexes() -> None:
     database.execute_sql("CREATE UNIQUE INDEX account_user_id_kind ON account (user_id, kind)")
 
 
+def _m30_bank_rails() -> None:
+    from .bank.models import BANK_MODELS
+
+    database.create_tables(BANK_MODELS)
 def _m40_token_scopes_and_oauth() -> None:
     """Token scopes (every existing token keeps all of them), OAuth apps,
     codes and refresh tokens (flattr_node/oauth/)."""
@@ -331,6 +335,7 @@ MIGRATIONS = [
     (2, "invite codes and password resets", _m2_invites_and_resets),
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
+    (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
     (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
 ]
 

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from .. import periods
 from .. import scopes as scope_names
+from ..bank import accounts as payout_accounts
 from ..errors import Forbidden, InsufficientScope, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
 from ..services import closing, flattring, funds, people, things
@@ -149,7 +150,12 @@ def patch_user():
     user, changes = caller(), body()
     if "email" in changes and by_token():
         raise Forbidden("a token cannot change the e-mail address: change it on your dashboard, signed in")
-    return jsonify(private(people.update_settings(cfg(), user, changes)))
+    payout = payout_accounts.check_payout_change(user, changes)  # validated before anything is saved
+    changes = {k: v for k, v in changes.items() if k not in ("payout_iban", "payout_name")}
+    user = people.update_settings(cfg(), user, changes)
+    if payout is not None:
+        payout_accounts.save_payout_account(user, *payout)
+    return jsonify(private(user))
 
 
 @bp.get("/users/<username>")

@@ -14,7 +14,7 @@ from .. import ledger
 from .. import scopes as scope_names
 from ..config import Config
 from ..db import database, select_composed
-from ..errors import NotFound, Validation
+from ..errors import Forbidden, NotFound, Validation
 from ..models import ApiToken, User, utcnow
 from ..urls import optional_url
 from .validate import is_utf8, text, whole_number
@@ -104,7 +104,10 @@ def authenticate(username: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
-    return user if user.is_active else None
+    if not user.is_active:
+        # Told only to whoever knows the password: it reveals nothing to a guesser.
+        raise Forbidden("this account is suspended by the node's operator: ask them why; until then it cannot sign in")
+    return user
 
 
 def set_password(user: User, password: str) -> None:
@@ -168,6 +171,8 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
             raise Validation(
                 f"monthly_budget must be between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
                 field="monthly_budget",
+                words="Monthly budget must be between {} and {}.",
+                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
             )
         values["monthly_budget"] = budget
     if "monthly_topup" in changes:
@@ -176,6 +181,8 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
             raise Validation(
                 f"monthly_topup must be 0 or between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
                 field="monthly_topup",
+                words="Monthly top-up must be between {} and {}, or empty for none.",
+                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
             )
         values["monthly_topup"] = topup
         if topup != user.monthly_topup:
