@@ -54,7 +54,7 @@ def secret_key_for(cfg: Config) -> str:
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(("/api/", "/rest/")) or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
 
 
 def error_response(code: str, description: str, status: int, field: str | None = None):
@@ -220,4 +220,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     app.register_blueprint(web_bp)
     app.register_blueprint(public_bp)
     init_oauth(app)
+    from .rest_v2 import bp as rest_v2_bp
+
+    app.register_blueprint(rest_v2_bp)
     return app
