@@ -54,6 +54,8 @@ def secret_key_for(cfg: Config) -> str:
 
 
 def wants_json() -> bool:
+    if request.path.startswith(("/.well-known/", "/federation/")):  # server-to-server (federation)
+        return True
     return request.path.startswith(("/api/", "/rest/")) or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
 
 
@@ -125,6 +127,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             return None  # a browser never attaches a Bearer header by itself
         if request.path in NO_CSRF or request.path.startswith("/rest/"):
             return None  # apps authenticated by their secret or token, never by a cookie
+        if request.path.startswith("/federation/"):
+            return None  # node-to-node requests: signed (RFC 9421), never cookie-authenticated
         from flask_login import current_user
 
         if request.path.startswith("/api/") and not current_user.is_authenticated:
@@ -223,4 +227,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     from .rest_v2 import bp as rest_v2_bp
 
     app.register_blueprint(rest_v2_bp)
+    from .federation.views import bp as federation_bp
+
+    app.register_blueprint(federation_bp)
     return app

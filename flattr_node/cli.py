@@ -465,6 +465,13 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
 from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
 
 _bank_cli.register(main, payout)
+def _federation_commands() -> None:
+    from .federation.cli import commands
+
+    commands(main, node_command)
+
+
+_federation_commands()
 
 if __name__ == "__main__":
     main()

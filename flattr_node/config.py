@@ -57,6 +57,11 @@ class Config:
     tick_minutes: int = 5
     close_batch_size: int = 20000
     log_level: str = "INFO"
+    bank_iban: str = ""
+    bank_bic: str = ""
+    bank_account_name: str = ""
+    allow_private_network: bool = False
+    federation_timeout: int = 10
     source: str | None = None  # the file it came from, not a key
 
     @property
@@ -132,6 +137,8 @@ def validate(cfg: Config) -> Config:
         _fail("rate_limit_storage", "must be database, memory, or a redis:// URL")
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         _fail("log_level", "must be DEBUG, INFO, WARNING or ERROR")
+    if not 1 <= cfg.federation_timeout <= 120:
+        _fail("federation_timeout", "must be between 1 and 120 seconds")
     return cfg
 
 

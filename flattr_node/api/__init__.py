@@ -316,3 +316,6 @@ def openapi_paths() -> set[str]:
     """The paths the OpenAPI document declares (tests compare with the URL map)."""
     text = resources.files("flattr_node").joinpath("openapi.json").read_text()
     return set(json.loads(text)["paths"])
+
+
+from . import subscriptions as _subscriptions  # noqa: E402,F401  (registers /subscriptions on bp)

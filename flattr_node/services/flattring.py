@@ -158,6 +158,11 @@ def flattr_url(cfg: Config, giver: User, url, now: dt.datetime | None = None) ->
     if not isinstance(url, str) or not url.strip():
         raise Validation("url is required", field="url")
     params = autosubmit_params(cfg, url.strip())
+    from ..federation import remote
+
+    on_peer = remote.match(url)
+    if on_peer is not None:  # a thing of a peer node (SPEC §6)
+        return remote.flattr_remote(cfg, giver, *on_peer, now)
     if params is None:
         return flattr_thing(cfg, giver, things_service.lookup(url).id, now)
     return flattr_autosubmit(cfg, giver, params, now)
@@ -212,8 +217,9 @@ def count_this_period(cfg: Config, thing_id) -> int:
     row = None
     if number is not None:
         row = execute(
-            "SELECT (SELECT COUNT(*) FROM flattr f WHERE f.thing_id = t.id AND f.period = ?) FROM thing t WHERE t.id = ?",
-            (periods.name_of(utcnow(), cfg.tz), number),
+            "SELECT (SELECT COUNT(*) FROM flattr f WHERE f.thing_id = t.id AND f.period = ?)"
+            " + (SELECT COUNT(*) FROM inbox_flattr i WHERE i.thing_id = t.id AND i.period = ?) FROM thing t WHERE t.id = ?",
+            (periods.name_of(utcnow(), cfg.tz), periods.name_of(utcnow(), cfg.tz), number),
         ).fetchone()
     if row is None:
         raise NotFound(f"no thing with id {thing_id}")

@@ -17,6 +17,7 @@ from ..db import database, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
 from ..models import Account, Deposit, Payout, User, utcnow
 from ..money import format_amount
+from . import notices
 from .validate import row_id, whole_number
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
             now=now,
         )
         Deposit.update(status="confirmed", confirmed_at=now or utcnow(), txn=txn).where(Deposit.id == deposit.id).execute()
+        notices.queue(deposit.user_id, "deposit_confirmed", f"deposit:{deposit.id}", {"amount": deposit.amount, "reference": deposit.reference})
     log.info("deposit %d (%s) confirmed: %d cents to user %d", deposit.id, deposit.reference, deposit.amount, deposit.user_id)
     return Deposit.get_by_id(deposit.id), True
 
@@ -180,6 +182,7 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
             [(ledger.node_account("payouts").id, -payout.amount), (back_to.id, payout.amount)],
         )
         Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
+        notices.queue(payout.user_id, "payout", f"payout:{payout.id}:{status}", {"amount": payout.amount, "status": status})
     log.info("payout %d %s: %d cents", payout.id, status, payout.amount)
     return Payout.get_by_id(payout.id), True
 
