@@ -151,6 +151,37 @@ def token_create(cfg, name, label, scopes):
 
 
 @main.group()
+def oauth():
+    """OAuth 2.0 apps (clients) that act for people on this node."""
+
+
+@oauth.group("client")
+def oauth_client():
+    """Register OAuth apps."""
+
+
+@oauth_client.command("create")
+@click.argument("name")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    required=True,
+    help="Where the node sends people back; repeat for several. Matched exactly.",
+)
+@click.option("--owner", default=None, help="The person who manages the app on their dashboard (default: the operator).")
+@node_command
+def oauth_client_create(cfg, name, redirect_uris, owner):
+    """Register an app called NAME; print its client id and secret (shown only now)."""
+    from .oauth import clients
+    from .services import people
+
+    client, secret = clients.create_client(people.get_user(owner) if owner else None, name, list(redirect_uris))
+    click.echo(f"client_id: {client.client_id}")
+    click.echo(f"client_secret: {secret}")
+
+
+@main.group()
 def deposit():
     """Confirm or cancel deposits."""
 
