@@ -123,6 +123,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             return None
         if request.headers.get("Authorization", "").lower().startswith("bearer "):
             return None  # a browser never attaches a Bearer header by itself
+        if request.endpoint == "web.unsubscribe":
+            return None  # RFC 8058: the mail program posts it; its signed token is the proof
         from flask_login import current_user
 
         if request.path.startswith("/api/") and not current_user.is_authenticated:

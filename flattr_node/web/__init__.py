@@ -128,4 +128,4 @@ def healthz():
     return {"ok": True}
 
 
-from . import auth, community, dashboard, operator  # noqa: E402,F401  (register their routes on bp)
+from . import auth, community, dashboard, operator, subscriptions  # noqa: E402,F401  (register their routes on bp)
