@@ -54,6 +54,8 @@ def secret_key_for(cfg: Config) -> str:
 
 
 def wants_json() -> bool:
+    if request.path.startswith(("/.well-known/", "/federation/")):  # server-to-server (federation)
+        return True
     return request.path.startswith("/api/") or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
 
 
@@ -125,6 +127,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             return None  # a browser never attaches a Bearer header by itself
         if request.endpoint == "web.unsubscribe":
             return None  # RFC 8058: the mail program posts it; its signed token is the proof
+        if request.path.startswith("/federation/"):
+            return None  # node-to-node requests: signed (RFC 9421), never cookie-authenticated
         from flask_login import current_user
 
         if request.path.startswith("/api/") and not current_user.is_authenticated:
@@ -163,7 +167,16 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
 
     @app.errorhandler(CSRFError)
     def csrf_error(e: CSRFError):
-        return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+        if wants_json():
+            return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+        # A person's browser: their session ended (cookies cleared, the node's
+        # key changed) or the page was opened in another session. Say so in
+        # words, and that nothing changed.
+        if "session" in (e.description or ""):
+            what = "Your session has expired, so this form was not sent and nothing was changed."
+        else:
+            what = "This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed."
+        return error_response("session_expired", f"{what} Open the page again and send the form once more.", 403)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -208,4 +221,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(public_bp)
+    from .federation.views import bp as federation_bp
+
+    app.register_blueprint(federation_bp)
     return app

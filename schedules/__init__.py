@@ -80,6 +80,16 @@ def send_notices(cfg: Config) -> None:
             notices.send_pending(cfg)
         except Exception:
             log.exception("scheduler: sending notices failed; will retry")
+def run_deliveries(cfg: Config) -> dict:
+    """Deliver remote flattrs that are due (federation's outbox, with backoff)."""
+    from flattr_node.federation import delivery
+
+    with database.connection_context():
+        try:
+            return delivery.drain(cfg)
+        except Exception:
+            log.exception("scheduler: delivering remote flattrs failed; will retry")
+            return {}
 
 
 def start_scheduler(cfg: Config) -> BackgroundScheduler:
@@ -91,6 +101,7 @@ def start_scheduler(cfg: Config) -> BackgroundScheduler:
     scheduler.add_job(run_tick, "interval", minutes=cfg.tick_minutes, args=[cfg], id="tick", next_run_time=_now())
     scheduler.add_job(run_tick, "cron", day=1, hour=0, minute=0, second=30, args=[cfg], id="month-start")
     scheduler.add_job(send_notices, "interval", minutes=1, args=[cfg], id="notices")
+    scheduler.add_job(run_deliveries, "interval", seconds=20, args=[cfg], id="federation-outbox", next_run_time=_now())
     # -----------------------------------------------------------------------
     scheduler.start()
     log.info("scheduler: started (tick every %d minutes, timezone %s)", cfg.tick_minutes, cfg.timezone)

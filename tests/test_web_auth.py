@@ -69,7 +69,7 @@ def test_invite_mode_needs_an_unused_members_code(app, client, cfg, make_user):
 
     signin(client, "ops")
     page = client.get("/invites").get_data(as_text=True)
-    assert "/people/kim" in page and "not used yet" in page  # who used which code
+    assert "/users/kim" in page and "not used yet" in page  # who used which code
     assert len(re.findall(r"<code>", page)) == 2  # no new codes beyond invites_per_member
 
 

@@ -144,7 +144,7 @@ def test_a_member_cannot_change_anothers_deposits_tokens_things_or_settings(clie
 def test_pages_cannot_be_framed_and_carry_security_headers(client, make_user):
     make_user("kim", operator=True)
     signin(client, "kim")
-    for path in ("/", "/signin", "/signup", "/dashboard", "/dashboard/deposits", "/dashboard/payouts", "/dashboard/tokens", "/operator", "/directory", "/people/kim", "/no-such-page"):
+    for path in ("/", "/signin", "/signup", "/dashboard", "/dashboard/deposits", "/dashboard/payouts", "/dashboard/tokens", "/operator", "/directory", "/users/kim", "/no-such-page"):
         response = client.get(path)
         assert response.mimetype == "text/html", path
         assert response.headers["X-Frame-Options"] == "DENY", path
@@ -167,7 +167,7 @@ def test_user_text_is_escaped_everywhere(client, make_user, cfg):
     people.update_settings(cfg, kim, {"display_name": "<script>alert(1)</script>", "about": "<img src=x onerror=alert(2)>"})
     things.register_thing(kim, {"url": "https://kim.example/x", "title": "<b onmouseover=alert(3)>t</b>", "tags": "<i>"})
     signin(client, "kim")
-    for path in ("/people/kim", "/directory", "/dashboard", "/dashboard/things", "/dashboard/things/1"):
+    for path in ("/users/kim", "/directory", "/dashboard", "/dashboard/things", "/dashboard/things/1"):
         page = client.get(path).get_data(as_text=True)
         assert "<script>alert" not in page and "<img src=x" not in page and "<b onmouseover" not in page, path
         for node in parse(page).iter():

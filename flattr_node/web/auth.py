@@ -28,6 +28,8 @@ LIMITS = {
     "signin-user": parse("10/minute"),
     "signup-address": parse("20/hour"),
     "reset-address": parse("10/hour"),
+    "sites-user": parse("20/hour"),
+    "sites-address": parse("60/hour"),
 }
 
 
@@ -124,11 +126,15 @@ def signin():
         rate_limit("signin-address", client_address())
         rate_limit("signin-user", str(form.username.data or "").strip().lower()[:40])
     if form.validate_on_submit():
-        user = people.authenticate(form.username.data, form.password.data)
-        if user is not None:
-            start_session(user)
-            return redirect(next_url)
-        form.password.errors.append("That username and password do not match.")
+        try:
+            user = people.authenticate(form.username.data, form.password.data)
+        except FlattrError as e:  # a suspended account, with the right password
+            form.form_errors.append(e.description[0].upper() + e.description[1:] + ".")
+        else:
+            if user is not None:
+                start_session(user)
+                return redirect(next_url)
+            form.password.errors.append("That username and password do not match.")
     return render_template("signin.html", form=form, next_url=next_url), (200 if not form.errors else 422)
 
 
