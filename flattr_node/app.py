@@ -134,6 +134,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
                 return None  # the API answers 401 for that token and ignores cookies
         if request.path in NO_CSRF or request.path.startswith("/rest/"):
             return None  # apps authenticated by their secret or token, never by a cookie
+        if request.endpoint == "web.unsubscribe":
+            return None  # RFC 8058: the mail program posts it; its signed token is the proof
         if request.path.startswith("/federation/"):
             return None  # node-to-node requests: signed (RFC 9421), never cookie-authenticated
         from flask_login import current_user
