@@ -274,6 +274,9 @@ def close_month(cfg, period, quiet):
             bar.__enter__()
         bar.update(done - bar.pos)
 
+    from .federation import gave
+
+    gave.prepare(cfg, name)  # the peers' answers for R8 (SPEC §6), before the close plans
     try:
         result = closing.close_period(cfg, name, now, hook=progress)
     finally:
@@ -283,6 +286,9 @@ def close_month(cfg, period, quiet):
         f"period {result.name} closed: {result.givers} givers, {result.counted} of {result.flattrs} flattrs counted, "
         f"{format_amount(result.distributed, cfg.currency)} to owners, {format_amount(result.fees, cfg.currency)} in fees"
     )
+    from .federation import settlement
+
+    settlement.make_statements(cfg, result.name)  # what this node owes its peers (SPEC §6); sent by the scheduler or `peer sync`
 
 
 @main.command()
