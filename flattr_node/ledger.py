@@ -146,6 +146,18 @@ def post_many(kind: str, memo: str, txns_sql: str, moves_sql: str, params: tuple
     return made
 
 
+def _settlements() -> tuple[int, int]:
+    """(confirmed received, paid out) statement totals between nodes."""
+    from .federation.models import Settlement
+
+    def total(direction: str, status: str) -> int:
+        return Settlement.select(fn.COALESCE(fn.SUM(Settlement.total), 0)).where(
+            (Settlement.direction == direction) & (Settlement.status == status)
+        ).scalar()
+
+    return total("receivable", "confirmed"), total("payable", "paid")
+
+
 @dataclass
 class CheckResult:
     problems: list[str]
@@ -199,9 +211,12 @@ def _check_money_enters_and_leaves_at_the_edges():
     deposited = Deposit.select(fn.COALESCE(fn.SUM(Deposit.amount), 0)).where(Deposit.status == "confirmed").scalar()
     paid = Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0)).where(Payout.status == "paid").scalar()
     external = Account.select(Account.balance).where(Account.code == "node:external").scalar() or 0
-    if -external != deposited - paid:
+    # Federation: statements paid to peers leave, statements confirmed arrive (SPEC §6).
+    settled_in, settled_out = _settlements()
+    if -external != deposited - paid + settled_in - settled_out:
         problems.append(
-            f"money created or destroyed: deposits {deposited} - payouts {paid} = {deposited - paid}, "
+            f"money created or destroyed: deposits {deposited} - payouts {paid} + settlements received {settled_in} "
+            f"- settlements paid {settled_out} = {deposited - paid + settled_in - settled_out}, "
             f"but the outside world gave {-external}"
         )
     held = Account.select(Account.balance).where(Account.code == "node:payouts").scalar() or 0

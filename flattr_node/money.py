@@ -12,7 +12,7 @@ from babel.numbers import format_currency, get_currency_precision
 
 from .rules import fee_of, split_evenly  # noqa: F401  (R9 lives in rules.py; kept importable here)
 
-_AMOUNT = re.compile(r"^\s*(\d{1,12})(?:[.,](\d{1,2}))?\s*$")
+_AMOUNT = re.compile(r"^\s*([0-9]{1,12})(?:[.,]([0-9]{1,2}))?\s*\Z")  # ASCII digits only: not ², ٢ or １
 
 
 def parse_amount(text: str, currency: str = "EUR") -> int:

@@ -127,11 +127,16 @@ def period_literal(period: str) -> str:
 
 
 def gave_sql(period: str) -> str:
-    """SQL, R8: the people who gave in `period` (one column of user ids).
+    """SQL, R8: the people who gave in `period` (one column, giver_id): who
+    flattred here, and the remote owners (proxy people) whose node said they
+    gave (peer_gave, stored before the close plans; federation/gave.py).
 
-    The only definition of "gave" the close uses: a peer's answer for a
-    remote owner would be a UNION here."""
-    return f"SELECT g.giver_id FROM flattr g WHERE g.period = {period_literal(period)}"
+    The only definition of "gave": the close and the estimate both use it."""
+    p = period_literal(period)
+    return (
+        f"SELECT g.giver_id FROM flattr g WHERE g.period = {p} "
+        f"UNION ALL SELECT pg.user_id FROM peer_gave pg WHERE pg.period = {p} AND pg.gave"
+    )
 
 
 def counts_sql(f: str, period: str, requires_giving: bool) -> str:

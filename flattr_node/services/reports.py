@@ -16,6 +16,7 @@ from peewee import JOIN, fn
 
 from .. import ledger, periods, rules
 from ..config import Config
+from ..db import execute
 from ..models import Flattr, Period, Thing, User, utcnow
 
 
@@ -65,13 +66,8 @@ def projection(cfg: Config, user: User, now: dt.datetime | None = None) -> Proje
     owner_ids = {f.owner_id for f in rows}
     gave = set()
     if cfg.revenue_requires_giving and owner_ids:
-        gave = {
-            g
-            for (g,) in Flattr.select(Flattr.giver)
-            .where((Flattr.period == period) & Flattr.giver.in_(list(owner_ids)))
-            .distinct()
-            .tuples()
-        }
+        owners = ", ".join(str(int(o)) for o in owner_ids)
+        gave = {g for (g,) in execute(f"SELECT x.giver_id FROM ({rules.gave_sql(period)}) x WHERE x.giver_id IN ({owners})")}
     funds = ledger.balance(user.id, "funds")
     mine = [rules.MonthFlattr(f.id, f.giver_id, f.owner_id, f.created_at) for f in rows]
     outcome = rules.split_month(mine, {user.id: rules.spend_of(user.monthly_budget, funds)}, cfg.fee_percent,
