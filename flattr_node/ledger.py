@@ -136,7 +136,7 @@ def post_many(kind: str, memo: str, txns_sql: str, moves_sql: str, params: tuple
     execute(
         f"INSERT INTO posting (txn_id, account_id, amount) SELECT t.txn_id, m.account_id, SUM(m.amount) "
         f"FROM {_STAGED_MOVES} m JOIN {STAGED_TXNS} t ON t.ref = m.ref "
-        "GROUP BY t.txn_id, m.account_id HAVING SUM(m.amount) <> 0 ORDER BY m.account_id, t.txn_id"
+        "GROUP BY t.txn_id, m.account_id HAVING SUM(m.amount) <> 0"
     )
     deltas = f"SELECT account_id, SUM(amount) AS delta FROM {_STAGED_MOVES} GROUP BY account_id"
     lock = dialect().lock_clause()

@@ -66,8 +66,11 @@ def plan(cfg: Config, name: str) -> dict:
         f"FROM close_plan p WHERE p.period = {period} AND p.giver_id = flattr.giver_id AND flattr.period = {period} "
         f"AND {rules.counts_sql('flattr', name, cfg.revenue_requires_giving)}"
     ).rowcount
+    # The others do not count (R8): found on the (period, owner_id) index,
+    # without reading the rows that counted.
+    counts_not = "1 = 0" if not cfg.revenue_requires_giving else f"NOT ({rules.counts_sql('flattr', name, True)})"
     not_counted = execute(
-        f"UPDATE flattr SET status = 'not_counted', share = 0, fee = 0 WHERE period = {period} AND status = 'pending'"
+        f"UPDATE flattr SET status = 'not_counted', share = 0, fee = 0 WHERE period = {period} AND {counts_not}"
     ).rowcount
     givers, n, spend, fees = execute(
         f"SELECT COALESCE(SUM(CASE WHEN p.spend > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(p.n), 0), COALESCE(SUM(p.spend), 0), "
@@ -105,9 +108,13 @@ def pay_batch(cfg: Config, name: str, now: dt.datetime) -> int:
         "SELECT p.giver_id AS ref, a.id AS account_id, -p.spend AS amount FROM close_plan p "
         f"LEFT JOIN account a ON a.user_id = p.giver_id AND a.kind = 'funds' WHERE {batch}",
         # ... each flattr's payee account its share less the fee ...
-        f"SELECT p.giver_id, payee.id, {share} - ({fee}) FROM close_plan p "
-        f"JOIN flattr f ON f.period = p.period AND f.giver_id = p.giver_id {_PAYEE} "
-        f"WHERE {batch} AND {rules.counts_sql('f', name, cfg.revenue_requires_giving)}",
+        # (The batch's flattrs read once in index order, each giver's plan row
+        # probed by key: CROSS JOIN keeps that order on SQLite, which would
+        # otherwise rescan the batch's range for every giver.)
+        f"SELECT p.giver_id, payee.id, {share} - ({fee}) FROM flattr f CROSS JOIN close_plan p {_PAYEE} "
+        f"WHERE f.period = {period} AND f.giver_id BETWEEN {int(lo)} AND {int(hi)} "
+        f"AND p.period = f.period AND p.giver_id = f.giver_id AND {batch} "
+        f"AND {rules.counts_sql('f', name, cfg.revenue_requires_giving)}",
     ]
     if cfg.fee_percent:
         # ... and the node's fee account the fees.
