@@ -118,6 +118,8 @@ def post_many(kind: str, memo: str, txns_sql: str, moves_sql: str, params: tuple
         f"WHERE m.ref IN (SELECT ref FROM {STAGED_TXNS})",
         params,
     )
+    for table in (STAGED_TXNS, _STAGED_MOVES):
+        dialect().analyze(table)
     missing = execute(f"SELECT COUNT(*) FROM {_STAGED_MOVES} WHERE account_id IS NULL").fetchone()[0]
     if missing:
         raise RuntimeError(f"{kind} transactions would post to {missing} missing accounts")
