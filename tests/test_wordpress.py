@@ -47,7 +47,8 @@ def blog(tmp_path_factory):
     root = tmp_path_factory.mktemp("wordpress")
     port = free_port()
     node_url = f"http://127.0.0.1:{port}"
-    config = write_config(root / "node.toml", f"sqlite:///{root / 'node.db'}", base_url=node_url)
+    # The blog is on 127.0.0.1 too: the node may fetch its home page to verify it.
+    config = write_config(root / "node.toml", f"sqlite:///{root / 'node.db'}", base_url=node_url, allow_private_network=True)
     cli(config, "user", "create", "ann", "--email", "ann@example.org", "--password", "correct horse")
     cli(config, "user", "create", "kim", "--email", "kim@example.org", "--password", "correct horse")
     ann_token = cli(config, "token", "create", "ann").stdout.strip()
@@ -289,6 +290,7 @@ def test_the_home_page_links_to_the_profile_and_the_node_verifies_the_blog(blog)
     )
     profile = oembed.json()["author_url"]
     assert payment_links(parse(wp.get("/").text)) == [profile]
+    assert requests.get(profile, timeout=30).status_code == 200  # a page readers can open
 
     # ann asks the node to verify the blog: it reads the home page and finds the link.
     ann = requests.Session()
