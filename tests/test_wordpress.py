@@ -51,7 +51,7 @@ def blog(tmp_path_factory):
     config = write_config(root / "node.toml", f"sqlite:///{root / 'node.db'}", base_url=node_url, allow_private_network=True)
     cli(config, "user", "create", "ann", "--email", "ann@example.org", "--password", "correct horse")
     cli(config, "user", "create", "kim", "--email", "kim@example.org", "--password", "correct horse")
-    ann_token = cli(config, "token", "create", "ann").stdout.strip()
+    ann_token = cli(config, "token", "create", "ann", "--scope", "thing").stdout.strip()  # what the docs tell bloggers
     kim_token = cli(config, "token", "create", "kim").stdout.strip()
     node = Server(config, root / "serve.log", port=port)
     wp = WordPress(root, mu_plugin=MU_PLUGIN % port)
