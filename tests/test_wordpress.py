@@ -54,30 +54,32 @@ def blog(tmp_path_factory):
     ann_token = cli(config, "token", "create", "ann", "--scope", "thing").stdout.strip()  # what the docs tell bloggers
     kim_token = cli(config, "token", "create", "kim").stdout.strip()
     node = Server(config, root / "serve.log", port=port)
-    wp = WordPress(root, mu_plugin=MU_PLUGIN % port)
     try:
         kim = requests.Session()
         kim.headers["Authorization"] = f"Bearer {kim_token}"
         deposit = kim.post(f"{node_url}/api/v1/deposits", json={"amount": 2000}, timeout=30)
         assert deposit.status_code == 201, deposit.text
         cli(config, "deposit", "confirm", deposit.json()["reference"])
-        wp.start()
-        wp.install("Kim & Ann's kitchen")
-        wp.activate_plugin()
-        wp.submit_form(
-            "options-general.php?page=flattr-node",
-            "options.php",
-            {
-                f"{OPTION}[node]": node_url,
-                f"{OPTION}[username]": "ann",
-                f"{OPTION}[token]": ann_token,
-                f"{OPTION}[append]": "1",
-                f"{OPTION}[script]": "1",
-            },
-        )
-        yield SimpleNamespace(wp=wp, node=node_url, ann_token=ann_token, kim=kim, node_server=node)
+        wp = WordPress(root, mu_plugin=MU_PLUGIN % port)
+        try:
+            wp.start()
+            wp.install("Kim & Ann's kitchen")
+            wp.activate_plugin()
+            wp.submit_form(
+                "options-general.php?page=flattr-node",
+                "options.php",
+                {
+                    f"{OPTION}[node]": node_url,
+                    f"{OPTION}[username]": "ann",
+                    f"{OPTION}[token]": ann_token,
+                    f"{OPTION}[append]": "1",
+                    f"{OPTION}[script]": "1",
+                },
+            )
+            yield SimpleNamespace(wp=wp, node=node_url, ann_token=ann_token, kim=kim, node_server=node)
+        finally:
+            wp.stop()
     finally:
-        wp.stop()
         node.stop()
 
 

@@ -51,8 +51,10 @@ function flattr_node_origin() {
 	if ( empty( $parts['scheme'] ) || empty( $parts['host'] ) ) {
 		return '';
 	}
-	$port = isset( $parts['port'] ) ? ':' . absint( $parts['port'] ) : '';
-	return strtolower( $parts['scheme'] ) . '://' . strtolower( $parts['host'] ) . $port;
+	$scheme = strtolower( $parts['scheme'] );
+	$port   = isset( $parts['port'] ) ? absint( $parts['port'] ) : 0;
+	$port   = ( 0 === $port || ( 'http' === $scheme && 80 === $port ) || ( 'https' === $scheme && 443 === $port ) ) ? '' : ':' . $port;
+	return $scheme . '://' . strtolower( $parts['host'] ) . $port; // As browsers write an origin: no default port.
 }
 
 /**
