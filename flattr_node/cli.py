@@ -424,16 +424,21 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
     click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
 
 
-from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
-
-_bank_cli.register(main, payout)
 def _federation_commands() -> None:
     from .federation.cli import commands
 
     commands(main, node_command)
 
 
-_federation_commands()
-
 if __name__ == "__main__":
-    main()
+    # `python -m flattr_node.cli`: this file runs as __main__, and the bank
+    # commands import flattr_node.cli, a second copy of it; registering them
+    # here would import that copy half-made. Run the module proper instead.
+    from flattr_node.cli import main as _main
+
+    _main()
+else:
+    from .bank import cli as _bank_cli  # (bank import/review, payout export, refund)
+
+    _bank_cli.register(main, payout)
+    _federation_commands()
