@@ -7,6 +7,7 @@ addresses, and private fetching is an explicit setting."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from live import serve_pages
 from flattr_node import netguard
 from flattr_node.services import sites
 
+once = pytest.mark.skipif(bool(os.environ.get("FLATTR_TEST_DATABASE")), reason="does not depend on the database: runs in the SQLite pass")
 HEAD_LINK = '<html><head><link rel="payment" href="http://localhost:8080/users/ann"></head><body>Ann</body></html>'
 
 
@@ -83,6 +85,7 @@ def stall_after_headers(conn, stop):
     stop.wait(60)
 
 
+@once
 @pytest.mark.parametrize("behaviour", [trickle_body, trickle_headers, stall_after_headers])
 def test_a_slow_home_page_ends_at_one_deadline(client, make_user, cfg, monkeypatch, behaviour):
     make_user("ann")
@@ -181,11 +184,13 @@ def test_no_redirect_off_the_site(make_user, cfg):
     assert sites.sites_of(ann) == []
 
 
+@once
 def test_http_https_and_www_are_one_site():
     assert sites.site_of("https://www.ann.example/a") == sites.site_of("http://ann.example/") == "ann.example"
     assert sites.site_of("https://ann.example:8443/") != sites.site_of("https://ann.example/")
 
 
+@once
 @pytest.mark.parametrize(
     "ip",
     ["::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a00:1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1",
@@ -195,6 +200,7 @@ def test_ipv6_forms_of_private_addresses_are_not_public(ip):
     assert not netguard.is_public_address(ip)
 
 
+@once
 def test_public_addresses_pass():
     for ip in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "64:ff9b::5db8:d822"):
         assert netguard.is_public_address(ip), ip
@@ -213,6 +219,7 @@ def test_private_fetching_is_a_setting_not_a_guess(make_user, cfg):
         assert sites.verify_site(cfg, ann, base).user_id == ann.id
 
 
+@once
 def test_netguard_fetch_caps_size_and_reports_in_words():
     pages = {"/big": "x" * 5000, "/ok": ("text/plain; charset=latin-1", "caf\xe9".encode("latin-1"))}
     with serve_pages(pages) as base:
