@@ -27,7 +27,6 @@ class ConfigError(Exception):
 class Config:
     database: str = "sqlite:///var/flattr.db"
     secret_key: str = ""
-    allow_private_network: bool = False
     rate_limit_storage: str = "database"
     base_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
