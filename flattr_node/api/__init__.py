@@ -62,18 +62,25 @@ def caller() -> User:
     """The person the request speaks for. A token must carry the route's
     scope (403 insufficient_scope); a browser session carries all."""
     if "caller" not in g:
-        user = token_user()
-        if user is not None:
-            scope = required_scope()
-            if scope and scope not in user.token_scopes:
-                raise InsufficientScope(f"this token lacks the scope '{scope}' that this request needs")
-        elif current_user.is_authenticated:
+        user = token_caller()
+        if user is None and current_user.is_authenticated:
             user = User.get_by_id(current_user.id)
             user.token_scopes = frozenset(scope_names.ALL)
         if user is None:
             raise Unauthorized("sign in, or send 'Authorization: Bearer <token>'")
         g.caller = user
     return g.caller
+
+
+def token_caller() -> User | None:
+    """The token's person if the request carries one, checked against the
+    route's scope (403 insufficient_scope); /rest/v2 knows only this way."""
+    user = token_user()
+    if user is not None:
+        scope = required_scope()
+        if scope and scope not in user.token_scopes:
+            raise InsufficientScope(f"this token lacks the scope '{scope}' that this request needs")
+    return user
 
 
 def by_token() -> bool:

@@ -102,6 +102,7 @@ def overview(**forms):
         user=user,
         funds=ledger.balance(user.id, "funds"),
         revenue=ledger.balance(user.id, "revenue"),
+        pending_revenue=ledger.balance(user.id, "pending_revenue"),
         projection=reports.projection(cfg, user),
         budget_form=budget_form,
         topup_form=topup_form,
