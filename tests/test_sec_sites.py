@@ -230,3 +230,50 @@ def test_netguard_fetch_caps_size_and_reports_in_words():
         assert netguard.fetch(base + "/missing", allow_private=True).status == 404
     with pytest.raises(netguard.FetchError, match="cannot fetch"):
         netguard.fetch("http://127.0.0.1:9/", allow_private=True)
+
+
+@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[::ffff:127.0.0.1]", "127.0.0.1"])
+def test_federation_uses_the_same_guard(cfg, host):
+    from flattr_node.federation.outbound import PeerUnreachable, check_address
+
+    with pytest.raises(PeerUnreachable, match="private or local address"):
+        check_address(cfg.with_(allow_private_network=False), f"http://{host}:9/")
+
+
+@once
+def test_netguard_posts_a_body_and_does_not_follow_a_post_redirect():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/moved":
+                self.send_response(307)
+                self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            reply = b"got " + data
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        page = netguard.fetch(base + "/hook", method="POST", body=b'{"a": 1}', allow_private=True, headers={"Content-Type": "application/json"})
+        assert (page.status, page.body) == (200, b'got {"a": 1}')
+        moved = netguard.fetch(base + "/moved", method="POST", body=b"x", allow_private=True)
+        assert moved.status == 307 and moved.url == base + "/moved"
+        with pytest.raises(netguard.FetchError, match="private or local address"):
+            netguard.fetch(base + "/hook", method="POST", body=b"x")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
