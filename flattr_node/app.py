@@ -90,6 +90,11 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     )
     if bind_database:
         dbmod.bind(cfg.database)
+    if cfg.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address from the proxies' X-Forwarded-For (rate limits count per client).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -101,3 +101,35 @@ def test_an_unreachable_redis_refuses_in_words(cfg, db, make_user):
     response = client.post("/signin", data={"csrf_token": csrf_token(client), "username": "kim", "password": "x"}, headers={"Accept": "application/json"})
     assert response.status_code == 503 and response.get_json()["error"] == "server_busy"
     assert "unreachable" in response.get_json()["error_description"]
+
+
+def test_behind_a_proxy_attempts_count_per_client(cfg, db, make_user):
+    make_user("kim")
+    proxied = create_app(cfg.with_(proxy_hops=1), bind_database=False).test_client()
+
+    def via_proxy(client_ip, password="wrong password"):
+        token = csrf_token(proxied, "/signin")
+        return proxied.post(
+            "/signin",
+            data={"csrf_token": token, "username": "kim", "password": password},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+            headers={"X-Forwarded-For": client_ip},
+        ).status_code
+
+    assert [via_proxy("203.0.113.9") for _ in range(11)][10] == 429
+    assert via_proxy("198.51.100.7", "correct horse") == 302  # another client behind the same proxy
+
+
+def test_without_a_proxy_the_header_is_ignored(client, make_user):
+    make_user("kim")
+    token = csrf_token(client, "/signin")
+    statuses = [
+        client.post(
+            "/signin",
+            data={"csrf_token": token, "username": "kim", "password": "wrong"},
+            environ_base={"REMOTE_ADDR": "203.0.113.9"},
+            headers={"X-Forwarded-For": f"10.0.0.{i}"},  # a made-up address each time
+        ).status_code
+        for i in range(11)
+    ]
+    assert statuses[10] == 429
