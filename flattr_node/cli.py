@@ -43,8 +43,9 @@ def init(ctx):
         example = Path(__file__).with_name("config.example.toml").read_text()
         text = example.replace('secret_key = ""', f'secret_key = "{secrets.token_hex(32)}"', 1)
         try:
-            path.write_text(text)
-            os.chmod(path, 0o600)
+            # Readable by its owner alone from its first byte: it holds the secret key.
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(text)
         except OSError as e:
             fail(f"cannot write {path}: {e.strerror or e}")
         click.echo(f"wrote {path}")

@@ -356,7 +356,7 @@ MIGRATIONS = [
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
     (5, "sign-in sessions the node can end", _m5_sessions),
-    (6, "shared rate-limit counters", _m6_rate_counters),
+    (6, "shared rate-limit attempts", _m6_rate_counters),
     (10, "the cut of each giver in the close plan", _m10_close_plan_cut),
     (20, "federation: node key, peers, outbox, inbox", _m20_federation),
     (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),

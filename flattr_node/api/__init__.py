@@ -166,13 +166,13 @@ def patch_user():
 @bp.get("/users/<username>")
 @needs(PUBLIC)
 def get_public_user(username):
-    return jsonify(serialize.user_public(cfg(), people.get_user(username)))
+    return jsonify(serialize.user_public(cfg(), people.public_user(username)))
 
 
 @bp.get("/users/<username>/things")
 @needs(PUBLIC)
 def get_user_things(username):
-    owner = people.get_user(username)
+    owner = people.public_user(username)
     viewer = maybe_caller()
     query = Thing.select(Thing, User).join(User).where((Thing.owner == owner) & ~Thing.archived)
     if viewer is None or viewer.id != owner.id:

@@ -14,6 +14,7 @@ import requests
 
 from ..config import Config
 from ..errors import FlattrError
+from ..netguard import is_public_address
 
 MAX_RESPONSE = 256 * 1024
 
@@ -35,7 +36,7 @@ def check_address(cfg: Config, url: str) -> None:
         raise PeerUnreachable(f"cannot resolve {parts.hostname}") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global:
+        if not is_public_address(str(address)):  # also [::127.0.0.1], NAT64 and other IPv6 forms of private IPv4
             raise PeerUnreachable(
                 f"{parts.hostname} is a private or local address ({address}); "
                 "set allow_private_network = true to federate inside a private network"

@@ -93,6 +93,15 @@ def get_user(username: str) -> User:
     return user
 
 
+def public_user(username: str) -> User:
+    """A person as others see them: a suspended person is not found, in
+    the API as on their page."""
+    user = find_user(username)
+    if user is None or user.is_suspended:
+        raise NotFound(f"no person called {username!r} on this node")
+    return user
+
+
 def authenticate(username: str, password: str) -> User | None:
     user = find_user(username)
     if user is None:
