@@ -40,6 +40,12 @@ class Forbidden(FlattrError):
     code, status = "forbidden", 403
 
 
+class InsufficientScope(FlattrError):
+    """The token lacks the scope the route needs (SPEC §8)."""
+
+    code, status = "insufficient_scope", 403
+
+
 class FlattrOwner(FlattrError):
     code, status = "flattr_owner", 403
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .. import ledger, periods
+from ..bank.accounts import payout_fields
+from ..bank.instructions import deposit_payment, has_qr
 from ..config import Config
 from ..db import execute
 from ..models import Deposit, Flattr, Payout, Thing, User, utcnow
@@ -26,11 +28,13 @@ def user_private(cfg: Config, user: User) -> dict:
         currency=cfg.currency,
         funds=ledger.balance(user.id, "funds"),
         revenue=ledger.balance(user.id, "revenue"),
+        pending_revenue=ledger.balance(user.id, "pending_revenue"),  # owed by peer nodes, not yet paid (SPEC §6)
         monthly_budget=user.monthly_budget,
         monthly_topup=user.monthly_topup,
         flattrs_this_period=Flattr.select().where((Flattr.giver == user) & (Flattr.period == period)).count(),
         is_operator=user.is_operator,
         period=period,
+        **payout_fields(user.id),  # where withdrawals and refunds are sent (SPEC §7)
     )
     return data
 
@@ -38,9 +42,11 @@ def user_private(cfg: Config, user: User) -> dict:
 def thing(cfg: Config, t: Thing, viewer: User | None = None) -> dict:
     period = periods.name_of(utcnow(), cfg.tz)
     # Read by every button on every page view: SQL text, not a composed query.
+    # Flattrs given here and flattrs delivered by peer nodes (federation).
     counts = execute(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN period = ? THEN 1 ELSE 0 END), 0) FROM flattr WHERE thing_id = ?",
-        (period, t.id),
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN period = ? THEN 1 ELSE 0 END), 0) FROM "
+        "(SELECT period FROM flattr WHERE thing_id = ? UNION ALL SELECT period FROM inbox_flattr WHERE thing_id = ?) AS f",
+        (period, t.id, t.id),
     ).fetchone()
     data = {
         "id": t.id,
@@ -94,6 +100,8 @@ def deposit(cfg: Config, d: Deposit) -> dict:
         "confirmed_at": periods.iso(d.confirmed_at, cfg.tz),
         "topup_period": d.topup_period,
         "instructions": cfg.bank_instructions,
+        **deposit_payment(cfg, d),  # the node's bank account and the reference in groups of four
+        "qr_code": f"{cfg.base_url.rstrip('/')}/dashboard/deposits/{d.id}/qr.png" if has_qr(cfg) else None,
     }
 
 

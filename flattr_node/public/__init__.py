@@ -262,7 +262,7 @@ def _dimension(name: str) -> int | None:
     value = request.args.get(name)
     if value is None or value == "":
         return None
-    if not value.isdigit() or not 0 < int(value) <= 10000:
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= 10000:
         raise Validation(f"{name} must be a whole number of pixels between 1 and 10000", field=name)
     return int(value)
 
@@ -300,7 +300,11 @@ def verify_sites():
     user = me()
     error, status = None, 200
     if request.method == "POST":
+        from ..web.auth import client_address, rate_limit
+
         try:
+            rate_limit("sites-address", client_address())
+            rate_limit("sites-user", str(user.id))
             site = sites.verify_site(cfg(), user, request.form.get("url", ""))
         except FlattrError as e:
             error, status = e, e.status

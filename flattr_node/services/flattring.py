@@ -142,7 +142,13 @@ def thing_for_autosubmit(params: dict) -> tuple[Thing | None, User, dict]:
     fields["url"] = normalize_url(fields.get("url"))
     if not fields.get("title"):
         fields["title"] = fields["url"]
-    existing = Thing.select(Thing, User).join(User).where(Thing.url == fields["url"]).first()
+    existing = things_service.by_url(fields["url"])
+    if existing is not None and existing.owner_id != owner.id:
+        # The button says whom it pays: never anyone else (a thing grabbed first).
+        raise Forbidden(
+            f"{fields['url']} is registered on this node by {existing.owner.username}, not by {owner.username}: "
+            f"this button would pay someone other than {owner.username}, so it is refused"
+        )
     return existing, owner, fields
 
 
@@ -152,6 +158,11 @@ def flattr_url(cfg: Config, giver: User, url, now: dt.datetime | None = None) ->
     if not isinstance(url, str) or not url.strip():
         raise Validation("url is required", field="url")
     params = autosubmit_params(cfg, url.strip())
+    from ..federation import remote
+
+    on_peer = remote.match(url)
+    if on_peer is not None:  # a thing of a peer node (SPEC §6)
+        return remote.flattr_remote(cfg, giver, *on_peer, now)
     if params is None:
         return flattr_thing(cfg, giver, things_service.lookup(url).id, now)
     return flattr_autosubmit(cfg, giver, params, now)
@@ -171,7 +182,7 @@ def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime |
     sites.check_autosubmit_owner(fields["url"], owner)
     with database.atomic():
         # The thing is created for its owner on its first flattr; both or neither.
-        thing = Thing.get_or_none(Thing.url == fields["url"])
+        thing = things_service.by_url(fields["url"])
         if thing is None:
             thing = things_service.register_thing(owner, fields)
         return _record(cfg, giver, thing.id, now)
@@ -206,8 +217,9 @@ def count_this_period(cfg: Config, thing_id) -> int:
     row = None
     if number is not None:
         row = execute(
-            "SELECT (SELECT COUNT(*) FROM flattr f WHERE f.thing_id = t.id AND f.period = ?) FROM thing t WHERE t.id = ?",
-            (periods.name_of(utcnow(), cfg.tz), number),
+            "SELECT (SELECT COUNT(*) FROM flattr f WHERE f.thing_id = t.id AND f.period = ?)"
+            " + (SELECT COUNT(*) FROM inbox_flattr i WHERE i.thing_id = t.id AND i.period = ?) FROM thing t WHERE t.id = ?",
+            (periods.name_of(utcnow(), cfg.tz), periods.name_of(utcnow(), cfg.tz), number),
         ).fetchone()
     if row is None:
         raise NotFound(f"no thing with id {thing_id}")

@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from peewee import IntegrityError
 
 from .. import ledger
+from .. import scopes as scope_names
 from ..config import Config
 from ..db import database, select_composed
 from ..errors import Forbidden, NotFound, Validation
@@ -118,21 +119,32 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(user: User, name: str = "") -> str:
-    """A new personal API token; only its SHA-256 is stored."""
+def create_token(user: User, name: str = "", scopes=None) -> str:
+    """A new personal API token with `scopes` (all when None); only its
+    SHA-256 is stored."""
     name = text(name, "name", 100)
     token = "fn_" + secrets.token_urlsafe(32)
-    ApiToken.create(user=user, name=name, digest=_digest(token))
+    ApiToken.create(user=user, name=name, digest=_digest(token), scopes=scope_names.to_text(scope_names.parse(scopes)))
     return token
 
 
 def user_for_token(token: str) -> User | None:
+    """The token's person, with `token_scopes` (a frozenset) set on it; None
+    if the token is unknown, revoked, expired or its person suspended."""
     # Every API call with a token starts here: the query is composed once.
     digest = _digest(token)
-    query = User.select().join(ApiToken).where((ApiToken.digest == digest) & ApiToken.revoked_at.is_null())
+    query = (
+        User.select(User, ApiToken.scopes, ApiToken.expires_at)
+        .join(ApiToken)
+        .where((ApiToken.digest == digest) & ApiToken.revoked_at.is_null())
+    )
     user = next(iter(select_composed("people.user_for_token", query, (digest,))), None)
     if user is None or not user.is_active:
         return None
+    row = user.apitoken
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
+    user.token_scopes = scope_names.from_text(row.scopes)
     return user
 
 
@@ -147,8 +159,14 @@ def revoke_token(user: User, token_id: int) -> None:
 
 
 def update_settings(cfg: Config, user: User, changes: dict) -> User:
-    """PATCH /user: budget (R4), top-up (R5) and profile fields. All or nothing."""
-    allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "email", "show_flattrs"}
+    """PATCH /user: budget (R4), top-up (R5) and profile fields. All or nothing.
+    The e-mail address is not one of them: it can take the account over (a
+    reset goes to it), so it changes only through passwords.change_email."""
+    if "email" in changes:
+        raise Forbidden(
+            "email can be changed only on the node's web page (your profile), with your current password", field="email"
+        )
+    allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "show_flattrs"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise Validation(f"{unknown[0]} cannot be changed here", field=unknown[0])
@@ -181,8 +199,6 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
         values["about"] = text(changes["about"], "about", 2000, single_line=False)
     if "url" in changes:
         values["url"] = optional_url(changes["url"], "url")
-    if "email" in changes:
-        values["email"] = check_email(changes["email"])
     if "show_flattrs" in changes:
         if not isinstance(changes["show_flattrs"], bool):
             raise Validation("show_flattrs must be true or false", field="show_flattrs")
