@@ -14,7 +14,7 @@ from functools import wraps
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from .. import closing, periods, words
@@ -114,7 +114,7 @@ def plural_filter(n, one: str, many: str) -> str:
     return words.plural(int(n), one, many)
 
 
-@bp.app_template_filter("count")
+@bp.app_template_filter("how_many")
 def count_filter(n, one: str, many: str) -> str:
     return words.count(int(n), one, many)
 
@@ -142,6 +142,12 @@ def index():
     cfg = node()
     period = periods.name_of(utcnow(), cfg.tz)
     return render_template("index.html", cfg=cfg, period=closing.period_summary(cfg, period))
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico before reading a page's <link rel="icon">."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @bp.get("/healthz")
