@@ -401,7 +401,7 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
 
 from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
 
-_bank_cli.register(main, payout)
+_bank_cli.register(main, payout, node_command, fail)
 
 if __name__ == "__main__":
     main()
