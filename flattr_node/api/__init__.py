@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from .. import periods
 from ..bank import accounts as payout_accounts
+from ..bank import statement
 from ..errors import Forbidden, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
 from ..services import closing, flattring, funds, people, things
@@ -210,6 +211,12 @@ def post_revenue_to_funds():
     user = caller()
     funds.revenue_to_funds(cfg(), user, body().get("amount"), request.headers.get("Idempotency-Key"))
     return jsonify(serialize.user_private(cfg(), user))
+
+
+@bp.get("/user/statement")
+def my_statement():
+    year = statement.parse_year(request.args.get("year"))
+    return jsonify(statement.as_json(cfg(), statement.statement(cfg(), caller(), year)))
 
 
 @bp.get("/periods/<name>")
