@@ -28,6 +28,7 @@ def user_private(cfg: Config, user: User) -> dict:
         currency=cfg.currency,
         funds=ledger.balance(user.id, "funds"),
         revenue=ledger.balance(user.id, "revenue"),
+        pending_revenue=ledger.balance(user.id, "pending_revenue"),  # owed by peer nodes, not yet paid (SPEC §6)
         monthly_budget=user.monthly_budget,
         monthly_topup=user.monthly_topup,
         flattrs_this_period=Flattr.select().where((Flattr.giver == user) & (Flattr.period == period)).count(),
@@ -41,9 +42,11 @@ def user_private(cfg: Config, user: User) -> dict:
 def thing(cfg: Config, t: Thing, viewer: User | None = None) -> dict:
     period = periods.name_of(utcnow(), cfg.tz)
     # Read by every button on every page view: SQL text, not a composed query.
+    # Flattrs given here and flattrs delivered by peer nodes (federation).
     counts = execute(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN period = ? THEN 1 ELSE 0 END), 0) FROM flattr WHERE thing_id = ?",
-        (period, t.id),
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN period = ? THEN 1 ELSE 0 END), 0) FROM "
+        "(SELECT period FROM flattr WHERE thing_id = ? UNION ALL SELECT period FROM inbox_flattr WHERE thing_id = ?) AS f",
+        (period, t.id, t.id),
     ).fetchone()
     data = {
         "id": t.id,

@@ -17,6 +17,7 @@ from ..db import database, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
 from ..models import Account, Deposit, Payout, User, utcnow
 from ..money import format_amount
+from . import notices
 from .validate import row_id, whole_number
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ def _create_deposit(user_id: int, amount: int, topup_period: str | None = None) 
 def open_deposit(user: User, amount) -> Deposit:
     amount = whole_number(amount, "amount")
     if not 1 <= amount <= MAX_DEPOSIT:
-        raise Validation(f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount")
+        raise Validation(
+            f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount", words="A deposit must be between {} and {}.", amounts=(1, MAX_DEPOSIT)
+        )
     with database.atomic():
         pending = Deposit.select().where((Deposit.user == user) & (Deposit.status == "pending")).count()
         if pending >= MAX_PENDING_DEPOSITS:
@@ -72,7 +75,7 @@ def open_deposit(user: User, amount) -> Deposit:
 def find_deposit(id_or_reference) -> Deposit:
     text = str(id_or_reference).strip()
     query = Deposit.select()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         query = query.where(Deposit.id == (row_id(text) or 0))
     elif _REFERENCE.match(_clean_reference(text)) or references.normalize(_clean_reference(text)):
         query = query.where(Deposit.reference == _clean_reference(text))
@@ -101,6 +104,7 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
             now=now,
         )
         Deposit.update(status="confirmed", confirmed_at=now or utcnow(), txn=txn).where(Deposit.id == deposit.id).execute()
+        notices.queue(deposit.user_id, "deposit_confirmed", f"deposit:{deposit.id}", {"amount": deposit.amount, "reference": deposit.reference})
     log.info("deposit %d (%s) confirmed: %d cents to user %d", deposit.id, deposit.reference, deposit.amount, deposit.user_id)
     return Deposit.get_by_id(deposit.id), True
 
@@ -178,6 +182,7 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
             [(ledger.node_account("payouts").id, -payout.amount), (back_to.id, payout.amount)],
         )
         Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
+        notices.queue(payout.user_id, "payout", f"payout:{payout.id}:{status}", {"amount": payout.amount, "status": status})
     log.info("payout %d %s: %d cents", payout.id, status, payout.amount)
     return Payout.get_by_id(payout.id), True
 
@@ -195,7 +200,7 @@ def mark_failed(payout_id) -> tuple[Payout, bool]:
 def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | None = None) -> bool:
     amount = whole_number(amount, "amount")
     if amount < 1:
-        raise Validation("amount must be at least 1 cent", field="amount")
+        raise Validation("amount must be at least 1 cent", field="amount", words="Amount must be at least {}.", amounts=(1,))
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 64):
         raise Validation("Idempotency-Key must be 1-64 characters", field="Idempotency-Key")
     key = f"revenue-to-funds:{user.id}:{idempotency_key or uuid.uuid4().hex}"

@@ -1,0 +1,69 @@
+"""Every outbound call of federation: a deadline on each, a cap on what is
+read back, no redirects, and no private or loopback address unless the
+operator allows it (`allow_private_network`), so that a peer URL can never
+be used to reach the node's own network."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from urllib.parse import urlsplit
+
+import requests
+
+from ..config import Config
+from ..errors import FlattrError
+
+MAX_RESPONSE = 256 * 1024
+
+
+class PeerUnreachable(FlattrError):
+    code, status = "peer_unreachable", 502
+
+
+def check_address(cfg: Config, url: str) -> None:
+    """Refuse URLs that are not http(s) or that resolve to a private address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PeerUnreachable(f"{url!r} is not an http(s) URL")
+    if cfg.allow_private_network:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except (OSError, UnicodeError):
+        raise PeerUnreachable(f"cannot resolve {parts.hostname}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global:
+            raise PeerUnreachable(
+                f"{parts.hostname} is a private or local address ({address}); "
+                "set allow_private_network = true to federate inside a private network"
+            )
+
+
+def fetch(cfg: Config, method: str, url: str, *, prepared: requests.PreparedRequest | None = None) -> requests.Response:
+    """One call with a deadline; the body is read up to MAX_RESPONSE bytes."""
+    check_address(cfg, url)
+    request = prepared or requests.Request(method, url, headers={"Accept": "application/json"}).prepare()
+    try:
+        with requests.Session() as session:
+            response = session.send(request, timeout=cfg.federation_timeout, allow_redirects=False, stream=True)
+            body = response.raw.read(MAX_RESPONSE + 1, decode_content=True)
+            response.close()
+    except requests.RequestException as e:
+        raise PeerUnreachable(f"{urlsplit(url).netloc} did not answer: {type(e).__name__}") from None
+    if len(body) > MAX_RESPONSE:
+        raise PeerUnreachable(f"{urlsplit(url).netloc} sent more than {MAX_RESPONSE} bytes")
+    response._content = body
+    return response
+
+
+def json_of(response: requests.Response) -> dict:
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise PeerUnreachable(f"{urlsplit(response.url).netloc} did not answer with a JSON object (HTTP {response.status_code})")
+    return data

@@ -1,0 +1,141 @@
+"""Peering (SPEC §6): the operator's decision to federate with a node.
+
+A peer is added by its base URL; its well-known document is fetched, its
+currency must be this node's, and its key is pinned (a later change of key
+needs `peer add` again). Federation works only when both operators added
+each other: a node accepts signed requests only from its own peers.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from .. import ledger
+from ..config import Config
+from ..db import database, execute
+from ..errors import FlattrError, NotFound, Validation
+from ..models import Account, utcnow
+from . import keys, outbound
+from .models import Peer
+
+PROTOCOL = "flattr-node-federation/1"
+
+
+def normalize_base(url: str) -> str:
+    url = (url or "").strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise Validation(f"{url!r} is not a node's base URL (http(s)://host[:port][/path])", field="url")
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path}"
+
+
+def document(cfg: Config) -> dict:
+    """GET /.well-known/flattr-node."""
+    base = cfg.base_url.rstrip("/")
+    doc = {
+        "protocol": PROTOCOL,
+        "base_url": base,
+        "currency": cfg.currency,
+        "keys": [keys.public_jwk(keys.ensure_key())],
+        "inbox": f"{base}/federation/inbox",
+        "gave": f"{base}/federation/gave",
+        "statements": f"{base}/federation/statements",
+        "settlements": f"{base}/federation/settlements",
+        "webfinger": f"{base}/.well-known/webfinger",
+    }
+    for key in ("bank_iban", "bank_bic", "bank_account_name"):
+        if getattr(cfg, key):
+            doc[key] = getattr(cfg, key)
+    return doc
+
+
+def payable_code(peer_id: int) -> str:
+    return f"peer:{peer_id}:payable"
+
+
+def receivable_code(peer_id: int) -> str:
+    return f"peer:{peer_id}:receivable"
+
+
+def add_peer(cfg: Config, url: str, credit_limit: int | None = None) -> Peer:
+    base = normalize_base(url)
+    if base == normalize_base(cfg.base_url):
+        raise Validation("a node cannot be its own peer", field="url")
+    if credit_limit is not None and credit_limit < 0:
+        raise Validation("the credit limit must not be negative", field="credit_limit")
+    response = outbound.fetch(cfg, "GET", f"{base}/.well-known/flattr-node")
+    if response.status_code != 200:
+        raise outbound.PeerUnreachable(f"{base} is not a flattr node (GET /.well-known/flattr-node answered {response.status_code})")
+    doc = outbound.json_of(response)
+    if doc.get("protocol") != PROTOCOL:
+        raise FlattrError(f"{base} speaks {doc.get('protocol')!r}, not {PROTOCOL}")
+    if normalize_base(str(doc.get("base_url", ""))) != base:
+        raise FlattrError(f"{base} says its base URL is {doc.get('base_url')!r}: add it by that URL")
+    if doc.get("currency") != cfg.currency:
+        raise FlattrError(f"{base} counts in {doc.get('currency')}, this node in {cfg.currency}: peers must share one currency")
+    jwk = next((k for k in doc.get("keys") or [] if isinstance(k, dict) and k.get("crv") == "Ed25519"), None)
+    if jwk is None or not isinstance(jwk.get("x"), str):
+        raise FlattrError(f"{base} publishes no Ed25519 key")
+    try:
+        keys.load_public(jwk["x"])
+    except ValueError:
+        raise FlattrError(f"{base} publishes a malformed Ed25519 key") from None
+    kid = keys.thumbprint(jwk["x"])
+    inbox = str(doc.get("inbox") or f"{base}/federation/inbox")
+    if not inbox.startswith(base + "/"):
+        raise FlattrError(f"{base} names an inbox outside itself: {inbox!r}")
+    with database.atomic():
+        peer = Peer.get_or_none(Peer.base_url == base)
+        fields = dict(key_id=kid, public_key=jwk["x"], inbox_url=inbox, currency=cfg.currency, credit_limit=credit_limit, removed_at=None)
+        if peer is None:
+            peer = Peer.create(base_url=base, **fields)
+        else:
+            Peer.update(**fields).where(Peer.id == peer.id).execute()
+            peer = Peer.get_by_id(peer.id)
+        # A receivable is a claim on the world outside this node: like
+        # node:external it may go negative (CHECK in models.Account).
+        for code, kind in ((payable_code(peer.id), "payable"), (receivable_code(peer.id), "external")):
+            Account.insert(code=code, kind=kind).on_conflict_ignore().execute()
+    return peer
+
+
+def list_peers(include_removed: bool = False) -> list[Peer]:
+    query = Peer.select().order_by(Peer.base_url)
+    if not include_removed:
+        query = query.where(Peer.removed_at.is_null())
+    return list(query)
+
+
+def remove_peer(url: str) -> Peer:
+    base = normalize_base(url)
+    peer = Peer.get_or_none((Peer.base_url == base) & Peer.removed_at.is_null())
+    if peer is None:
+        raise NotFound(f"{base} is not a peer of this node")
+    Peer.update(removed_at=utcnow()).where(Peer.id == peer.id).execute()
+    return peer
+
+
+def active_peer_for(url: str) -> Peer | None:
+    """The active peer whose base URL `url` starts with."""
+    for peer in list_peers():
+        if url == peer.base_url or url.startswith(peer.base_url + "/"):
+            return peer
+    return None
+
+
+def owed_by(peer: Peer) -> int:
+    """What the peer owes this node and has not paid. The receivable is a
+    claim on the outside world, so it goes negative by what is owed."""
+    return -ledger_balance(receivable_code(peer.id))
+
+
+def balances(peer: Peer) -> dict:
+    return {"payable": ledger_balance(payable_code(peer.id)), "receivable": ledger_balance(receivable_code(peer.id))}
+
+
+def ledger_balance(code: str) -> int:
+    row = execute("SELECT balance FROM account WHERE code = ?", (code,)).fetchone()
+    return row[0] if row else 0
+
+
+__all__ = ["add_peer", "list_peers", "remove_peer", "document", "ledger"]

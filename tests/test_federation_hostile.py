@@ -1,0 +1,104 @@
+"""Hostile requests to a host node's inbox (SPEC §6): forged, tampered,
+replayed, too old, from a non-peer, too large, speaking for someone else.
+Nothing is recorded; only well-signed deliveries from a mutual peer count.
+
+The test signs with the http-message-signatures library on its own, as
+another implementation of the protocol would (docs/federation.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fednodes import Node, peer, period_now
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+from nodeproc import copy_rows
+
+from flattr_node.federation.keys import public_jwk
+
+
+def node_key(node: Node) -> Ed25519PrivateKey:
+    (pem,) = copy_rows(node.database, "SELECT private_pem FROM node_key")[0]
+    return serialization.load_pem_private_key(pem.encode(), password=None)
+
+
+def signed(url: str, payload, key, *, created=None, nonce=None, raw: bytes | None = None) -> requests.PreparedRequest:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    req = requests.Request("POST", url, data=body, headers={"Content-Type": "application/json"}).prepare()
+    kid = public_jwk(key)["kid"]
+    HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=MappingKeyResolver(public_keys={}, private_keys={kid: key})).sign(
+        req, key_id=kid, label="sig1", tag="flattr-node", nonce=nonce or secrets.token_urlsafe(16), body=body,
+        created=created or dt.datetime.now(dt.UTC), covered_component_ids=("@method", "@target-uri", "content-type", "content-digest"),
+    )  # fmt: skip
+    return req
+
+
+def send(req: requests.PreparedRequest) -> requests.Response:
+    with requests.Session() as s:
+        return s.send(req, timeout=30)
+
+
+@pytest.fixture
+def three(tmp_path):
+    a, b, c = (Node(tmp_path, n, postgres=(n == "b")) for n in "abc")
+    for n in (a, b, c):
+        n.start()
+    peer(a, b)
+    c.cli("peer", "add", b.url)  # C adds B, but B never adds C: not mutual
+    yield a, b, c
+    for n in (a, b, c):
+        n.drop()
+
+
+def test_only_well_signed_deliveries_from_a_mutual_peer_count(three):
+    a, b, c = three
+    blogger = b.person("blo")
+    thing = b.thing(blogger, "https://blog.example/1")
+    inbox = f"{b.url}/federation/inbox"
+    a_key = node_key(a)
+    a_host = a.url.split("//")[1]
+
+    def like(n: int, **over) -> dict:
+        return {"type": "Like", "id": f"{a.url}/federation/flattrs/{n}", "actor": f"acct:rea@{a_host}",
+                "object": f"{b.url}/things/{thing}", "period": period_now(),
+                "published": dt.datetime.now(dt.UTC).isoformat(), **over}  # fmt: skip
+
+    def refused(response, status, code=None):
+        assert response.status_code == status, response.text
+        body = response.json()
+        assert body["error_description"] and (code is None or body["error"] == code)
+
+    first = signed(inbox, like(1), a_key)
+    assert send(first).status_code == 202
+    refused(send(first), 401, "unauthorized")  # the very same request again: a replay
+    again = send(signed(inbox, like(1), a_key))  # a new signature, the same flattr
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert b.count(thing) == 1
+
+    refused(requests.post(inbox, json=like(2), timeout=30), 401, "unauthorized")  # unsigned
+    refused(send(signed(inbox, like(3), Ed25519PrivateKey.generate())), 403, "forbidden")  # a key B never pinned
+    refused(send(signed(inbox, like(4), node_key(c))), 403, "forbidden")  # C is not B's peer
+    tampered = signed(inbox, like(5), a_key)
+    tampered.body = json.dumps(like(5, object=f"{b.url}/things/{thing}", actor=f"acct:mallory@{a_host}")).encode()
+    tampered.headers["Content-Length"] = str(len(tampered.body))
+    refused(send(tampered), 401, "unauthorized")
+    now = dt.datetime.now(dt.UTC)
+    refused(send(signed(inbox, like(6), a_key, created=now - dt.timedelta(minutes=6))), 401)  # too old
+    refused(send(signed(inbox, like(7), a_key, created=now + dt.timedelta(minutes=6))), 401)  # from the future
+    refused(send(signed(inbox, like(8, id="http://elsewhere.example/federation/flattrs/8"), a_key)), 403)  # not A's to give
+    refused(send(signed(inbox, like(9, actor="acct:rea@elsewhere.example"), a_key)), 403)
+    refused(send(signed(inbox, None, a_key, raw=b"x" * (2 * 1024 * 1024))), 413)  # huge
+    refused(send(signed(inbox, like(10, object=f"{b.url}/things/999999"), a_key)), 422, "validation")
+    refused(send(signed(inbox, like(11, period="2026-13"), a_key)), 422, "validation")
+    assert b.count(thing) == 1
+
+    # Clocks apart but within five minutes: accepted.
+    assert send(signed(inbox, like(12), a_key, created=now - dt.timedelta(minutes=4))).status_code == 202
+    assert send(signed(inbox, like(13), a_key, created=now + dt.timedelta(minutes=4))).status_code == 202
+    assert b.count(thing) == 3
+    assert copy_rows(b.database, "SELECT COUNT(*) FROM inbox_flattr")[0][0] == 3
