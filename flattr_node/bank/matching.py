@@ -83,22 +83,27 @@ def match_payout(cfg: Config, entry: Entry) -> Outcome | None:
 
 
 def match_settlement(cfg: Config, entry: Entry) -> Outcome | None:
-    """A credit naming a settlement reference: a peer node paid what it owed.
-    The federation package provides confirm_settlement(reference, amount),
-    returning true when the reference is a settlement it knows (and raising
-    a FlattrError when the amount is not what is owed)."""
+    """A credit naming a settlement reference (SPEC §6): a peer node paid
+    the statement it owed. The federation's confirm_settlement(reference,
+    amount) turns that statement's pending revenue into revenue, once; a
+    reference it does not know (NotFound) is not a settlement, and another
+    amount (a domain error) sends the entry to review with its words."""
     if not entry.credit:
         return None
     try:
-        from ..federation import confirm_settlement
-    except ImportError:  # a node without federation has no settlements
+        from ..federation.settlement import confirm_settlement
+    except ImportError:  # a node built without federation has no settlements
         return None
     for ref in references.candidates(entry.text + " " + entry.end_to_end_id):
+        if not ref.startswith("RF"):
+            continue
         try:
-            if confirm_settlement(ref, entry.amount):
-                return Outcome("settled")
+            _, new = confirm_settlement(ref, entry.amount)
+        except NotFound:
+            continue
         except FlattrError as e:
-            return Outcome("review", f"settlement {ref}: {e.description}")
+            return Outcome("review", f"settlement {references.pretty(ref)}: {e.description}")
+        return Outcome("settled", counted=new)
     return None
 
 
