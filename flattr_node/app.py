@@ -123,6 +123,12 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             database.close()
 
     @app.before_request
+    def statement_upload_limit():
+        """A bank statement (operator pages) may be larger than any other request."""
+        if request.path == "/operator/bank/import":
+            request.max_content_length = cfg.bank_max_statement_mb * 1024 * 1024
+
+    @app.before_request
     def csrf_guard():
         """Cookie requests that change state need a CSRF token; token requests
         carry no cookie authority (the API ignores cookies when a token is sent)."""

@@ -56,6 +56,8 @@ user_private = {
     "flattrs_this_period": I,
     "is_operator": B,
     "period": PERIOD,
+    "payout_iban": {"type": ["string", "null"], "description": "where withdrawals and refunds are sent (SEPA)"},
+    "payout_name": {"type": ["string", "null"], "description": "the payout account holder's name"},
 }
 thing = {
     "id": I,
@@ -96,6 +98,13 @@ deposit = {
     "confirmed_at": WHEN_OR_NULL,
     "topup_period": {"type": ["string", "null"]},
     "instructions": S,
+    "reference_formatted": {"type": "string", "description": "the reference in groups of four, as people copy it"},
+    "bank": {
+        "type": ["object", "null"],
+        "description": "the node's account to pay to (null: see instructions)",
+        "properties": {"iban": S, "iban_formatted": S, "bic": {"type": ["string", "null"]}, "account_name": S},
+    },
+    "qr_code": {"type": ["string", "null"], "description": "an EPC QR code (GiroCode) of the transfer, PNG, for the signed-in owner"},
 }
 payout = {
     "id": I,
@@ -117,6 +126,23 @@ period = {
     "distributed": CENTS,
     "fees": CENTS,
     "currency": CURRENCY,
+}
+movement = {
+    "at": WHEN,
+    "description": S,
+    "kind": S,
+    "funds": {"type": "integer", "description": "change of funds, cents"},
+    "revenue": {"type": "integer", "description": "change of revenue, cents"},
+    "funds_balance": CENTS,
+    "revenue_balance": CENTS,
+}
+statement = {
+    "year": I,
+    "currency": CURRENCY,
+    "opening": obj({"funds": CENTS, "revenue": CENTS}),
+    "closing": obj({"funds": CENTS, "revenue": CENTS}),
+    "revenue_received": {"type": "integer", "description": "revenue received from month closes in the year, cents"},
+    "movements": {"type": "array", "items": obj(movement)},
 }
 subscription = {
     "id": I,
@@ -156,6 +182,8 @@ bodies = {
             "about": {"type": "string", "maxLength": 2000},
             "url": S,
             "show_flattrs": B,
+            "payout_iban": {"type": "string", "description": "an IBAN of a SEPA country; spaces allowed"},
+            "payout_name": {"type": "string", "maxLength": 70},
         },
         "additionalProperties": False,
     },
@@ -236,6 +264,14 @@ paths = {
     "/user/revenue-to-funds": {
         "post": op("Move revenue to funds", "the caller, after the move", ref("UserPrivate"), body="Amount", errors=["402"], params=[idem])
     },
+    "/user/statement": {
+        "get": op(
+            "A year's statement",
+            "every movement of one's money in the year, with running balances, and the revenue received",
+            ref("Statement"),
+            params=[query_param("year", {"type": "string", "pattern": "^[0-9]{4}$"})],
+        )
+    },
     "/periods/{period}": {"get": op("Get a period", "its state and totals", ref("Period"), auth=False, params=[path_param("period", S)])},
     "/admin/deposits/{id_or_reference}/confirm": {
         "post": op("Confirm a deposit", "the confirmed deposit (once)", ref("Deposit"), errors=["403"], params=[path_param("id_or_reference", S)], tag="operator")
@@ -287,6 +323,7 @@ doc = {
             "Deposit": obj(deposit),
             "Payout": obj(payout),
             "Period": obj(period),
+            "Statement": obj(statement),
             "Subscription": obj(subscription),
             "Error": error,
             **bodies,

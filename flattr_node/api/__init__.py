@@ -11,6 +11,7 @@ from flask_login import current_user
 from .. import closing, periods
 from .. import scopes as scope_names
 from ..bank import accounts as payout_accounts
+from ..bank import statement
 from ..errors import Forbidden, InsufficientScope, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
 from ..services import flattring, funds, people, things
@@ -278,6 +279,12 @@ def post_revenue_to_funds():
     user = caller()
     funds.revenue_to_funds(cfg(), user, body().get("amount"), request.headers.get("Idempotency-Key"))
     return jsonify(private(user))
+
+
+@bp.get("/user/statement")
+def my_statement():
+    year = statement.parse_year(request.args.get("year"))
+    return jsonify(statement.as_json(cfg(), statement.statement(cfg(), caller(), year)))
 
 
 @bp.get("/periods/<name>")
