@@ -462,9 +462,6 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
     click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
 
 
-from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
-
-_bank_cli.register(main, payout)
 def _federation_commands() -> None:
     from .federation.cli import commands
 
@@ -474,4 +471,13 @@ def _federation_commands() -> None:
 _federation_commands()
 
 if __name__ == "__main__":
-    main()
+    # `python -m flattr_node.cli` runs this file as __main__: run the module
+    # itself, where the bank commands are registered (registering them from
+    # here imported this file a second time, half-made: a circular import).
+    from flattr_node.cli import main as _main
+
+    _main()
+else:
+    from .bank import cli as _bank_cli  # (bank import/review, payout export, refund)
+
+    _bank_cli.register(main, payout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from ..services import subscriptions
-from . import body, bp, caller, cfg
+from . import body, bp, caller, cfg, needs
 
 
 def subscription_json(sub) -> dict:
@@ -22,6 +22,7 @@ def subscription_json(sub) -> dict:
 
 
 @bp.post("/subscriptions")
+@needs("flattr")
 def post_subscription():
     data = body()
     sub = subscriptions.subscribe(cfg(), caller(), data.get("thing_id"), data.get("months"))
@@ -29,10 +30,12 @@ def post_subscription():
 
 
 @bp.get("/subscriptions")
+@needs("extendedread")
 def get_subscriptions():
     return jsonify([subscription_json(s) for s in subscriptions.list_of(caller())])
 
 
 @bp.delete("/subscriptions/<sub_id>")
+@needs("flattr")
 def delete_subscription(sub_id):
     return jsonify(subscription_json(subscriptions.cancel(caller(), sub_id)))
