@@ -190,8 +190,10 @@ def fetch(
     max_redirects: int = 3,
     redirect_ok: Callable[[str, str], bool] = _any_redirect,
     headers: dict | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> Fetched:
-    """GET `url` within `timeout` seconds overall, at most `max_bytes` of
+    """GET `url` (or `method` with `body`: a webhook's POST) within `timeout` seconds overall, at most `max_bytes` of
     body, following up to `max_redirects` redirects that `redirect_ok(from,
     to)` accepts. Returns the final response whatever its status; raises
     FetchError (a 422 validation error on field "url") when it cannot."""
@@ -203,7 +205,7 @@ def fetch(
         port = parts.port or (443 if parts.scheme == "https" else 80)
         connection = _Connection(parts, resolve(parts.hostname, port, allow_private=allow_private), deadline)
         try:
-            connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=send)
+            connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=send)
             response = connection.getresponse()
             if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
                 target = urljoin(url, response.getheader("Location").strip())

@@ -151,3 +151,11 @@ def register(main: click.Group, payout: click.Group) -> None:
     main.add_command(bank)
     main.add_command(refund_cmd)
     payout.add_command(payout_export)
+
+
+# Registered from here, whichever of the two modules is imported first (the
+# CLI imports this one at its end; importing this one first imports the CLI).
+from ..cli import main as _main  # noqa: E402
+from ..cli import payout as _payout  # noqa: E402
+
+register(_main, _payout)
