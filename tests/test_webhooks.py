@@ -203,3 +203,37 @@ def test_endpoint_urls_are_guarded(world, client):
             webhooks.create_endpoint(cfg, world["ann"], url, ["flattr.created"])
     with pytest.raises(Validation, match="unknown event"):
         webhooks.create_endpoint(world["cfg"], world["ann"], "http://127.0.0.1:9/hook", ["flattr.deleted"])
+
+
+def test_the_dashboard_page_adds_an_endpoint_shows_the_log_and_sends_again(world):
+    from web_helpers import errors_of, parse, post, signin
+
+    from flattr_node.app import create_app
+
+    cfg, receiver = world["cfg"], world["receiver"]
+    app = create_app(cfg, bind_database=False)
+    app.config.update(TESTING=True)
+    client = app.test_client()
+    signin(client, "ann")
+    bad = post(client, "/dashboard/webhooks", {"url": "ftp://ann.example/hook", "events": ["flattr.created"]}, token_from="/dashboard/webhooks")
+    assert bad.status_code == 422 and any("http" in e for e in errors_of(bad))
+    url = f"http://127.0.0.1:{receiver.port}/second"
+    added = post(client, "/dashboard/webhooks", {"url": url, "events": ["flattr.created"]}, token_from="/dashboard/webhooks")
+    assert added.status_code == 302
+    row = webhooks.live_endpoints(world["ann"]).where(webhooks.WebhookEndpoint.url == url).get()
+    receiver.secret = row.secret
+    receiver.start()
+    flattring.flattr_thing(cfg, world["kim"], world["a"])
+    # Two messages: this endpoint's, and the fixture's endpoint's, signed with another secret,
+    # which the receiver refuses (400): the node records that as a failure, to try again.
+    assert webhooks.drain(cfg) == {"announced": [], "delivered": 1, "failed": 1}
+    assert receiver.forged == 1
+    page = parse(client.get("/dashboard/webhooks"))
+    delivered = [r for r in page.iter("tr") if r.get("data-status") == "delivered"]
+    assert delivered, "the log shows the delivery"
+    message = WebhookMessage.get(WebhookMessage.endpoint == row.id)
+    again = post(client, f"/dashboard/webhooks/messages/{message.id}/resend", {}, token_from="/dashboard/webhooks")
+    assert again.status_code == 302 and WebhookMessage.get_by_id(message.id).status == "pending"
+    webhooks.drain(cfg)
+    second = [i for i, _, _ in receiver.got if i == f"msg_{message.id}"]
+    assert len(second) == 2  # sent again with the same webhook-id
