@@ -145,3 +145,39 @@ def test_a_flattr_made_by_hand_first_is_that_periods_flattr(cfg, make_user):
     assert subscriptions.run_due(cfg, now=at("2026-06", 3)) == {"already": 1}
     assert Flattr.select().where(Flattr.period == "2026-06").count() == 1
     assert Subscription.get_by_id(sub.id).remaining == 1
+
+
+def test_subscribe_from_the_thing_page_and_the_page_after_a_flattr(cfg, make_user, client):
+    from web_helpers import csrf_token, parse, post, signin
+
+    make_user("kim", 1000)
+    ann = make_user("ann")
+    one, two = _thing(ann, 1), _thing(ann, 2)
+    signin(client, "kim")
+    page = parse(client.get(f"/things/{one.id}"))
+    form = page.find(".//form[@action='/dashboard/subscriptions']")
+    assert form is not None and [o.get("value") for o in form.iter("option")] == ["3", "6", "12"]
+    r = post(client, "/dashboard/subscriptions", {"thing_id": str(one.id), "months": "6"}, token_from=f"/things/{one.id}")
+    assert r.status_code == 302
+    listing = client.get("/dashboard/subscriptions").get_data(as_text=True)
+    assert "Post 1" in listing and Flattr.select().where(Flattr.thing == one.id).count() == 1
+    assert parse(client.get(f"/things/{one.id}")).find(".//*[@data-subscribed]") is not None
+    # After a flattr, the page offers a subscription to that thing.
+    done = post(client, f"/things/{two.id}/flattr", {}, token_from=f"/things/{two.id}/flattr")
+    assert done.status_code == 201
+    offer = parse(done).find(".//form[@action='/dashboard/subscriptions']")
+    assert offer is not None and offer.find(".//input[@name='thing_id']").get("value") == str(two.id)
+    r = post(client, "/dashboard/subscriptions", {"thing_id": str(two.id), "months": "12"}, token_from=f"/things/{two.id}")
+    sub = Subscription.get(Subscription.thing == two.id)
+    assert (sub.started_period, sub.remaining) == (periods.shift(periods.name_of(utcnow(), cfg.tz), 1), 12)
+    # Bad input is told on the page, never a 500; ending works once.
+    bad = post(client, "/dashboard/subscriptions", {"thing_id": str(two.id), "months": "5"}, token_from="/dashboard/subscriptions")
+    assert bad.status_code == 422
+    own = post(client, "/dashboard/subscriptions", {"thing_id": "999999", "months": "3"}, token_from="/dashboard/subscriptions")
+    assert own.status_code == 404 and "no thing" in own.get_data(as_text=True)
+    end = post(client, f"/dashboard/subscriptions/{sub.id}/end", {}, token_from="/dashboard/subscriptions")
+    assert end.status_code == 302 and Subscription.get_by_id(sub.id).status == "ended"
+    # The owner is offered nothing on their own thing's page.
+    client.post("/signout", data={"csrf_token": csrf_token(client, "/dashboard")})
+    signin(client, "ann")
+    assert parse(client.get(f"/things/{one.id}")).find(".//form[@action='/dashboard/subscriptions']") is None

@@ -150,4 +150,4 @@ def healthz():
     return {"ok": True}
 
 
-from . import auth, bank, community, dashboard, operator  # noqa: E402,F401  (register their routes on bp)
+from . import auth, bank, community, dashboard, operator, subscriptions  # noqa: E402,F401  (register their routes on bp)
