@@ -257,6 +257,9 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     from .rest_v2 import bp as rest_v2_bp
 
     app.register_blueprint(rest_v2_bp)
+    from .webhooks.views import bp as webhooks_web_bp
+
+    app.register_blueprint(webhooks_web_bp)
     from .federation.views import bp as federation_bp
 
     app.register_blueprint(federation_bp)

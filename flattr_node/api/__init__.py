@@ -324,3 +324,4 @@ def openapi_paths() -> set[str]:
 
 
 from . import subscriptions as _subscriptions  # noqa: E402,F401  (registers /subscriptions on bp)
+from . import webhooks as _webhooks  # noqa: E402,F401  (registers /webhooks on bp)

@@ -9,7 +9,7 @@ import uuid
 
 from peewee import IntegrityError
 
-from .. import ledger, periods
+from .. import ledger, periods, webhooks
 from ..bank import payouts as bank_payouts
 from ..bank import references
 from ..config import Config
@@ -214,6 +214,8 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
         )
         Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
         notices.queue(payout.user_id, "payout", f"payout:{payout.id}:{status}", {"amount": payout.amount, "status": status})
+        if status == "paid":
+            webhooks.enqueue("payout.paid", payout.user_id, str(payout.id))
     log.info("payout %d %s: %d cents", payout.id, status, payout.amount)
     return Payout.get_by_id(payout.id), True
 
