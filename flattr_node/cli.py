@@ -6,7 +6,6 @@ a user's mistake never prints a traceback.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import secrets
@@ -19,53 +18,10 @@ import click
 from . import __version__, periods
 from . import config as configmod
 from . import db as dbmod
-from .errors import FlattrError
+from .clitools import fail, node_command
 from .models import utcnow
 
 log = logging.getLogger("flattr_node")
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def fail(message: str) -> None:
-    message = " ".join(str(message).split())  # one line, even for a driver's multi-line message
-    click.echo(f"flattr-node: {message}", err=True)
-    sys.exit(1)
-
-
-def node_command(fn):
-    """Load the config, open the database, migrate it, map errors to one line."""
-
-    @click.pass_context
-    @functools.wraps(fn)
-    def wrapper(ctx, *args, **kwargs):
-        try:
-            cfg = configmod.load(ctx.obj.get("config_path"))
-            setup_logging(os.environ.get("FLATTR_NODE_LOG_LEVEL", "WARNING" if fn.__name__ != "serve" else cfg.log_level))
-            db = dbmod.bind(cfg.database)
-            db.connect(reuse_if_open=True)
-            from .schema import migrate
-
-            migrate()
-            return fn(cfg, *args, **kwargs)
-        except configmod.ConfigError as e:
-            fail(str(e))
-        except FlattrError as e:
-            fail(e.description)
-        except dbmod.DatabaseConnectError as e:
-            fail(f"cannot open the database: {e}")
-        except dbmod.DriverOperationalError as e:  # PostgreSQL deadlock / serialization failure
-            fail(f"the database refused a transaction ({str(e).strip()}); it was rolled back: run the command again")
-        except OSError as e:  # a path that cannot be made or written: the user's to fix
-            fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -195,6 +151,37 @@ def token_create(cfg, name, label, scopes):
 
 
 @main.group()
+def oauth():
+    """OAuth 2.0 apps (clients) that act for people on this node."""
+
+
+@oauth.group("client")
+def oauth_client():
+    """Register OAuth apps."""
+
+
+@oauth_client.command("create")
+@click.argument("name")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    required=True,
+    help="Where the node sends people back; repeat for several. Matched exactly.",
+)
+@click.option("--owner", default=None, help="The person who manages the app on their dashboard (default: the operator).")
+@node_command
+def oauth_client_create(cfg, name, redirect_uris, owner):
+    """Register an app called NAME; print its client id and secret (shown only now)."""
+    from .oauth import clients
+    from .services import people
+
+    client, secret = clients.create_client(people.get_user(owner) if owner else None, name, list(redirect_uris))
+    click.echo(f"client_id: {client.client_id}")
+    click.echo(f"client_secret: {secret}")
+
+
+@main.group()
 def deposit():
     """Confirm or cancel deposits."""
 
@@ -287,6 +274,9 @@ def close_month(cfg, period, quiet):
             bar.__enter__()
         bar.update(done - bar.pos)
 
+    from .federation import gave
+
+    gave.prepare(cfg, name)  # the peers' answers for R8 (SPEC §6), before the close plans
     try:
         result = closing.close_period(cfg, name, now, hook=progress)
     finally:
@@ -296,6 +286,9 @@ def close_month(cfg, period, quiet):
         f"period {result.name} closed: {result.givers} givers, {result.counted} of {result.flattrs} flattrs counted, "
         f"{format_amount(result.distributed, cfg.currency)} to owners, {format_amount(result.fees, cfg.currency)} in fees"
     )
+    from .federation import settlement
+
+    settlement.make_statements(cfg, result.name)  # what this node owes its peers (SPEC §6); sent by the scheduler or `peer sync`
 
 
 @main.command()

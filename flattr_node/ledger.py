@@ -75,6 +75,18 @@ def post(key: str, kind: str, moves: list[tuple[int, int]], memo: str = "", now=
     return txn, True
 
 
+def _settlements() -> tuple[int, int]:
+    """(confirmed received, paid out) statement totals between nodes."""
+    from .federation.models import Settlement
+
+    def total(direction: str, status: str) -> int:
+        return Settlement.select(fn.COALESCE(fn.SUM(Settlement.total), 0)).where(
+            (Settlement.direction == direction) & (Settlement.status == status)
+        ).scalar()
+
+    return total("receivable", "confirmed"), total("payable", "paid")
+
+
 @dataclass
 class CheckResult:
     problems: list[str]
@@ -134,9 +146,12 @@ def check_ledger(limit: int = 50) -> CheckResult:
         deposited = Deposit.select(fn.COALESCE(fn.SUM(Deposit.amount), 0)).where(Deposit.status == "confirmed").scalar()
         paid = Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0)).where(Payout.status == "paid").scalar()
         external = Account.select(Account.balance).where(Account.code == "node:external").scalar() or 0
-        if -external != deposited - paid:
+        # Federation: statements paid to peers leave, statements confirmed arrive (SPEC §6).
+        settled_in, settled_out = _settlements()
+        if -external != deposited - paid + settled_in - settled_out:
             problems.append(
-                f"money created or destroyed: deposits {deposited} - payouts {paid} = {deposited - paid}, "
+                f"money created or destroyed: deposits {deposited} - payouts {paid} + settlements received {settled_in} "
+                f"- settlements paid {settled_out} = {deposited - paid + settled_in - settled_out}, "
                 f"but the outside world gave {-external}"
             )
         held = Account.select(Account.balance).where(Account.code == "node:payouts").scalar() or 0

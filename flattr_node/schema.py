@@ -338,6 +338,18 @@ def _m51_notices() -> None:
     from .models_sup import NOTICE_MODELS
 
     database.create_tables(NOTICE_MODELS)
+def _m5_sessions() -> None:
+    from .sessions import SESSION_MODELS
+
+    database.create_tables(SESSION_MODELS)
+
+
+def _m6_rate_counters() -> None:
+    from .ratelimit import RATE_MODELS
+
+    database.create_tables(RATE_MODELS)
+
+
 def _m20_federation() -> None:
     from .federation import keys
     from .federation.models import FEDERATION_MODELS
@@ -351,6 +363,8 @@ MIGRATIONS = [
     (2, "invite codes and password resets", _m2_invites_and_resets),
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
+    (5, "sign-in sessions the node can end", _m5_sessions),
+    (6, "shared rate-limit counters", _m6_rate_counters),
     (20, "federation: node key, peers, outbox, inbox", _m20_federation),
     (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
     (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),

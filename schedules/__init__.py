@@ -26,12 +26,24 @@ def run_tick(cfg: Config) -> dict:
 
     result: dict = {}
     with database.connection_context():
+        try:  # federation: the peers' answers for R8, stored before the close plans
+            from flattr_node.federation import gave
+
+            gave.prepare_due(cfg)
+        except Exception:
+            log.exception("scheduler: asking peers for R8 failed; their flattrs will not count")
         try:
             result["closed"] = closing.close_due_periods(cfg)
             for name in result["closed"]:
                 log.info("scheduler: closed period %s", name)
         except Exception:
             log.exception("scheduler: closing ended periods failed; will retry next tick")
+        try:  # federation: statements for closed periods, sent to the peers
+            from flattr_node.federation import settlement
+
+            settlement.settle_after_close(cfg)
+        except Exception:
+            log.exception("scheduler: sending statements to peers failed; will retry next tick")
         try:
             result["topups"] = funds.open_topups(cfg)
             if result["topups"]:

@@ -292,7 +292,7 @@ function wp_enqueue_script() {}
 function wp_parse_url($url, $component = -1) { return parse_url($url, $component); }
 function esc_html($s) { return htmlspecialchars((string) $s, ENT_QUOTES, 'UTF-8'); }
 // The node's answer, as kept by the plugin: it has no thing for the URL yet.
-function get_transient($key) { return array('thing' => array('id' => 0, 'count' => 0, 'owner' => '')); }
+function get_transient($key) { return array('thing' => array('id' => 0, 'count' => 0, 'owner' => '', 'url' => '')); }
 function set_transient($key, $value, $ttl = 0) {}
 """
 

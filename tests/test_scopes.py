@@ -15,7 +15,7 @@ from flattr_node.services import people
 
 def test_every_api_route_states_its_scope(app):
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1"):
+        if not rule.rule.startswith(("/api/v1", "/rest/v2")):
             continue
         view = app.view_functions[rule.endpoint]
         assert hasattr(view, "required_scope"), f"{rule.rule} states no scope: add @needs(...)"
@@ -26,7 +26,9 @@ def test_every_api_route_states_its_scope(app):
 def two(make_user, client):
     giver = make_user("giver", 1000)
     owner = make_user("owner", 1000)
-    thing_id = Api(client, people.create_token(owner)).post("/things", {"url": "https://blog.example/a", "title": "A"}).get_json()["id"]
+    thing_id = (
+        Api(client, people.create_token(owner)).post("/things", {"url": "https://blog.example/a", "title": "A"}).get_json()["id"]
+    )
     return giver, owner, thing_id
 
 

@@ -151,7 +151,7 @@ def test_profile_settings(client, make_user):
     signin(client, "kim")
     bad = form(client, "/dashboard/profile", {"display_name": "Kim", "email": "kim@example.org", "url": "ftp://kim.example"})
     assert bad.status_code == 422 and any("http" in e for e in errors_of(bad))
-    ok = form(client, "/dashboard/profile", {"display_name": "Kim K", "email": "k@example.org", "url": "https://kim.example", "about": "hi", "show_flattrs": "y"})
+    ok = form(client, "/dashboard/profile", {"display_name": "Kim K", "email": "k@example.org", "url": "https://kim.example", "about": "hi", "show_flattrs": "y", "current_password": "correct horse"})
     assert ok.status_code == 302
     kim = User.get_by_id(kim.id)
     assert (kim.display_name, kim.email, kim.url, kim.about, kim.show_flattrs) == ("Kim K", "k@example.org", "https://kim.example/", "hi", True)

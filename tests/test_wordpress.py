@@ -199,7 +199,8 @@ def test_shortcodes_stay_inside_the_text_column(blog, theme):
     wp = blog.wp
     wp.eval_php(f"switch_theme('{theme}');")
     other = wp.publish("Another post", "<!-- wp:paragraph --><p>Registered.</p><!-- /wp:paragraph -->")
-    other_id = node_thing(blog, other["link"])["id"]
+    other_thing = node_thing(blog, other["link"])
+    other_id = other_thing["id"]
     block = (
         "<!-- wp:paragraph --><p>Before the button.</p><!-- /wp:paragraph -->\n\n"
         "<!-- wp:paragraph --><p>[flattr]</p><!-- /wp:paragraph -->\n\n"
@@ -222,6 +223,7 @@ def test_shortcodes_stay_inside_the_text_column(blog, theme):
         if content is block:
             by_id = [b.find("a") for b in found if b.find("a").get("data-flattr-thing") == str(other_id)]
             assert by_id and by_id[0].get("href") == f"{blog.node}/things/{other_id}/flattr"
+            assert by_id[0].get("data-flattr-url") == other_thing["url"]  # the thing's URL, not this post's
             assert by_id[0].find("img").get("src") == f"{blog.node}/things/{other_id}/badge.svg?size=compact"
             elsewhere = [
                 b.find("a") for b in found if b.find("a").get("data-flattr-url") == "https://elsewhere.example/a?b=1&c=2"

@@ -155,7 +155,6 @@ bodies = {
             "display_name": {"type": "string", "maxLength": 100},
             "about": {"type": "string", "maxLength": 2000},
             "url": S,
-            "email": S,
             "show_flattrs": B,
         },
         "additionalProperties": False,
@@ -203,7 +202,7 @@ idem = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": 
 paths = {
     "/user": {
         "get": op("Get oneself", "the caller", ref("UserPrivate")),
-        "patch": op("Change one's settings", "the caller, changed", ref("UserPrivate"), body="UserChanges"),
+        "patch": op("Change one's settings (not the e-mail address: that only on the web, with the password)", "the caller, changed", ref("UserPrivate"), body="UserChanges", errors=["403"]),
     },
     "/users/{username}": {"get": op("Get a public profile", "a person", ref("UserPublic"), auth=False, params=[USERNAME])},
     "/users/{username}/things": {

@@ -28,6 +28,7 @@ def user_private(cfg: Config, user: User) -> dict:
         currency=cfg.currency,
         funds=ledger.balance(user.id, "funds"),
         revenue=ledger.balance(user.id, "revenue"),
+        pending_revenue=ledger.balance(user.id, "pending_revenue"),  # owed by peer nodes, not yet paid (SPEC §6)
         monthly_budget=user.monthly_budget,
         monthly_topup=user.monthly_topup,
         flattrs_this_period=Flattr.select().where((Flattr.giver == user) & (Flattr.period == period)).count(),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import fail, node_command
+from ..clitools import fail, node_command
 
 
 @click.group()

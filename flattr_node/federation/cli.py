@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..errors import FlattrError
 from ..money import format_amount
 
 
@@ -73,12 +74,81 @@ def _commands(node_command):
         total = delivery.pending_count()
         with click.progressbar(length=total, label="delivering", file=sys.stderr) if total and not quiet else _Nothing() as bar:
             counts = delivery.drain(cfg, limit=max(total, 1), force=True, progress=lambda done, _n: bar.update(1))
+        from .settlement import settle_after_close
+
+        sent = settle_after_close(cfg)
         click.echo(f"delivered {counts['delivered']}, waiting {counts['waiting']}, refused {counts['refused']}")
-        if counts["waiting"]:
+        if sent["sent"] or sent["waiting"] or sent["refused"]:
+            click.echo(f"statements sent {sent['sent']}, waiting {sent['waiting']}, refused {sent['refused']}")
+        if counts["waiting"] or sent["waiting"]:
             sys.exit(1)
 
 
-    return [peer]
+    @click.group()
+    def settlement():
+        """What this node owes its peers and is owed by them (SPEC §6)."""
+
+    @settlement.command("list")
+    @node_command
+    def settlement_list(cfg):
+        """Every statement, per peer and period, with its ISO 11649 reference."""
+        from stdnum import iso11649
+
+        from .settlement import listing
+
+        rows = listing()
+        if not rows:
+            click.echo("no settlements")
+        for s in rows:
+            verb = "we owe" if s.direction == "payable" else "owes us"
+            click.echo(f"{s.period}\t{s.peer.base_url}\t{verb}\t{format_amount(s.total, cfg.currency)}\t{iso11649.format(s.reference)}\t{s.status}")
+
+    @settlement.command("paid")
+    @click.argument("reference")
+    @node_command
+    def settlement_paid(cfg, reference):
+        """This node's operator paid the statement REFERENCE by bank transfer."""
+        from .settlement import mark_paid
+
+        s, new = mark_paid(reference)
+        state = "marked paid" if new else "was already paid"
+        click.echo(f"{s.reference} to {s.peer.base_url} ({format_amount(s.total, cfg.currency)}) {state}")
+
+    @settlement.command("confirm")
+    @click.argument("reference")
+    @node_command
+    def settlement_confirm(cfg, reference):
+        """The money of statement REFERENCE arrived: pending revenue becomes revenue (exactly once)."""
+        from .settlement import confirm_settlement
+
+        s, new = confirm_settlement(reference)
+        state = "confirmed: its owners' pending revenue is now revenue" if new else "was already confirmed"
+        click.echo(f"{s.reference} from {s.peer.base_url} ({format_amount(s.total, cfg.currency)}) {state}")
+
+    @click.group()
+    def peers():
+        """Checks across peers."""
+
+    @peers.command("check")
+    @node_command
+    def peers_check(cfg):
+        """Compare, per peer and period, what this node owes or is owed with what the peer says; exit 1 on any difference."""
+        from .models import Peer
+        from .settlement import compare_with
+
+        problems = []
+        for p in Peer.select().where(Peer.removed_at.is_null()).order_by(Peer.base_url):
+            try:
+                problems += compare_with(cfg, p)
+            except FlattrError as e:
+                problems.append(f"{p.base_url}: cannot compare: {e.description}")
+        for problem in problems:
+            click.echo(f"flattr-node: peers check: {problem}", err=True)
+        if problems:
+            sys.exit(1)
+        click.echo("peers agree: every statement is the same on both sides")
+
+    return [peer, settlement, peers]
 
 
 class _Nothing:

@@ -16,9 +16,20 @@
 
 from __future__ import annotations
 
-from peewee import SQL, BigIntegerField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
+from peewee import (
+    SQL,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Check,
+    CompositeKey,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
 
-from ..models import BaseModel, Flattr, Thing, utcnow
+from ..models import BaseModel, Flattr, Thing, User, utcnow
 
 
 class NodeKey(BaseModel):
@@ -75,6 +86,7 @@ class InboxFlattr(BaseModel):
     period = CharField(max_length=7)
     created_at = DateTimeField()  # when the home node recorded it
     received_at = DateTimeField(default=utcnow)
+    settled_by = CharField(max_length=25, null=True)  # the reference of the statement that paid it
 
     class Meta:
         indexes = ((("peer", "remote_id"), True), (("thing", "period"), False))
@@ -89,4 +101,48 @@ class SeenNonce(BaseModel):
         indexes = ((("peer", "nonce"), True),)
 
 
-FEDERATION_MODELS = [NodeKey, Peer, RemoteThing, Outbox, InboxFlattr, SeenNonce]
+class PeerGave(BaseModel):
+    """R8 across nodes: the host's answer, stored before the close plans,
+    whether a remote owner (a proxy person here) gave in a period. No row:
+    no answer (the owner counts as not giving)."""
+
+    period = CharField(max_length=7)
+    user = ForeignKeyField(User, on_delete="RESTRICT")
+    gave = BooleanField()
+    reason = CharField(max_length=200, default="")
+    answered_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        primary_key = CompositeKey("period", "user")
+
+
+class Settlement(BaseModel):
+    """What one node owes another for one period (SPEC §6), on each side.
+
+    direction "payable" (this node is the home node and owes the peer):
+      unsent -> sent (the peer accepted the statement) -> paid (our operator
+      paid it by bank transfer), or refused (the peer refused the statement).
+    direction "receivable" (this node is the host): pending -> confirmed
+      (the money arrived: pending revenue became revenue).
+    """
+
+    peer = ForeignKeyField(Peer, on_delete="RESTRICT")
+    period = CharField(max_length=7)
+    direction = CharField(max_length=10)
+    reference = CharField(max_length=25)  # ISO 11649, compact: RFkk + up to 21
+    total = BigIntegerField(constraints=[Check("total > 0")])
+    lines = TextField()  # the statement's lines, JSON
+    status = CharField(max_length=10)
+    last_error = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    settled_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("peer", "direction", "reference"), True), (("peer", "direction", "period"), True))
+        constraints = [
+            SQL("CHECK (direction IN ('payable', 'receivable'))"),
+            SQL("CHECK (status IN ('unsent', 'sent', 'refused', 'paid', 'pending', 'confirmed'))"),
+        ]
+
+
+FEDERATION_MODELS = [NodeKey, Peer, RemoteThing, Outbox, InboxFlattr, SeenNonce, PeerGave, Settlement]

@@ -39,6 +39,8 @@ def document(cfg: Config) -> dict:
         "keys": [keys.public_jwk(keys.ensure_key())],
         "inbox": f"{base}/federation/inbox",
         "gave": f"{base}/federation/gave",
+        "statements": f"{base}/federation/statements",
+        "settlements": f"{base}/federation/settlements",
         "webfinger": f"{base}/.well-known/webfinger",
     }
     for key in ("bank_iban", "bank_bic", "bank_account_name"):

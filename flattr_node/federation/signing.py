@@ -72,12 +72,12 @@ class _PeerKeys(MappingKeyResolver):
     pass
 
 
-def verify(method: str, url: str, headers: dict, body: bytes) -> tuple[Peer, str]:
+def verify(method: str, url: str, headers: dict, body: bytes, max_body: int = MAX_BODY) -> tuple[Peer, str]:
     """The mutual peer that signed this request and the signature's nonce;
     raises Unauthorized or Forbidden. The caller stores the nonce (remember_nonce)
     in the transaction that acts on the request."""
-    if len(body) > MAX_BODY:
-        raise FlattrError(f"the body is larger than {MAX_BODY} bytes")
+    if len(body) > max_body:
+        raise FlattrError(f"the body is larger than {max_body} bytes")
     lower = {k.lower(): v for k, v in headers.items()}
     if "signature" not in lower or "signature-input" not in lower:
         raise Unauthorized("this request is not signed (RFC 9421 Signature and Signature-Input are required)")

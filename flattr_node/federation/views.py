@@ -46,15 +46,22 @@ class TooLarge(FlattrError):
     code, status = "invalid_request", 413
 
 
-def _signed_body() -> bytes:
+def _signed_body(cap: int = signing.MAX_BODY) -> bytes:
     """The raw body, refused (413) past the cap before it is read whole."""
     length = request.content_length
-    if length is not None and length > signing.MAX_BODY:
-        raise TooLarge(f"the body is larger than {signing.MAX_BODY} bytes")
-    body = request.stream.read(signing.MAX_BODY + 1)
-    if len(body) > signing.MAX_BODY:
-        raise TooLarge(f"the body is larger than {signing.MAX_BODY} bytes")
+    if length is not None and length > cap:
+        raise TooLarge(f"the body is larger than {cap} bytes")
+    body = request.stream.read(cap + 1)
+    if len(body) > cap:
+        raise TooLarge(f"the body is larger than {cap} bytes")
     return body
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _target_uri() -> str:
@@ -72,6 +79,35 @@ def inbox_view():
         data = None
     status, answer = inbox.receive(cfg(), request.method, _target_uri(), dict(request.headers), body, data)
     return json_response(answer, status)
+
+
+@bp.post("/federation/gave")
+def gave_view():
+    from . import gave
+
+    body = _signed_body()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    return json_response(gave.answer(cfg(), request.method, _target_uri(), dict(request.headers), body, data))
+
+
+@bp.post("/federation/statements")
+def statements_view():
+    from . import settlement
+
+    body = _signed_body(settlement.MAX_STATEMENT_BODY)
+    status, answer = settlement.receive(cfg(), request.method, _target_uri(), dict(request.headers), body, _json(body))
+    return json_response(answer, status)
+
+
+@bp.post("/federation/settlements")
+def settlements_view():
+    from . import settlement
+
+    body = _signed_body()
+    return json_response(settlement.answer_query(cfg(), request.method, _target_uri(), dict(request.headers), body))
 
 
 # --- the reader's pages ----------------------------------------------------------

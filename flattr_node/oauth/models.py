@@ -15,10 +15,14 @@ class OAuthClient(BaseModel):
     client_id = CharField(max_length=64, unique=True)
     secret_digest = CharField(max_length=64)
     name = CharField(max_length=100)
-    owner = ForeignKeyField(User, backref="oauth_clients", on_delete="RESTRICT")
+    # None: registered by the node's operator (`flattr-node oauth client create`).
+    owner = ForeignKeyField(User, backref="oauth_clients", null=True, on_delete="RESTRICT")
     redirect_uris = TextField()  # one per line, matched exactly (loopback: any port)
     created_at = DateTimeField(default=utcnow)
     revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "oauth_client"
 
 
 class OAuthCode(BaseModel):
@@ -35,6 +39,9 @@ class OAuthCode(BaseModel):
     used = BooleanField(default=False)
     token = ForeignKeyField(ApiToken, null=True, on_delete="RESTRICT")  # issued with it
 
+    class Meta:
+        table_name = "oauth_code"
+
 
 class OAuthRefresh(BaseModel):
     """A refresh token, tied to the access token it was issued with."""
@@ -46,6 +53,9 @@ class OAuthRefresh(BaseModel):
     scopes = CharField(max_length=100)
     created_at = DateTimeField(default=utcnow)
     revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "oauth_refresh"
 
 
 OAUTH_MODELS = [OAuthClient, OAuthCode, OAuthRefresh]

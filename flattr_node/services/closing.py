@@ -179,6 +179,12 @@ def _giver_fees(c: str, fee_percent: int) -> str:
     return f"{c}.r * ({_fee(f'{c}.base + 1', fee_percent)}) + ({c}.n - {c}.r) * ({_fee(f'{c}.base', fee_percent)})"
 
 
+# R8 across nodes (federation/gave.py): a remote owner (a proxy person) gave
+# if their host node said so before the plan. SQL true when owner `o` is
+# among them; one parameter, the period.
+_PEER_GAVE = "{}.owner_id IN (SELECT pg.user_id FROM peer_gave pg WHERE pg.period = ? AND pg.gave)"
+
+
 def _counting(alias: str, cfg: Config) -> str:
     """SQL: `AND` R8's test on flattr `alias` (its owner gave this period), or nothing."""
     return f"AND {alias}.owner_id NOT IN close_nongivers" if cfg.revenue_requires_giving else ""
@@ -196,8 +202,9 @@ def _nongivers_sqlite(conn: sqlite3.Connection, cfg: Config, name: str) -> None:
     conn.execute(
         "INSERT INTO close_nongivers SELECT o.owner_id FROM ("
         "  SELECT DISTINCT owner_id FROM flattr INDEXED BY flattr_period_owner_id WHERE period = ?) o "
-        f"WHERE NOT EXISTS (SELECT 1 FROM flattr g INDEXED BY {_BY_GIVER} WHERE g.period = ? AND g.giver_id = o.owner_id)",
-        (name, name),
+        f"WHERE NOT EXISTS (SELECT 1 FROM flattr g INDEXED BY {_BY_GIVER} WHERE g.period = ? AND g.giver_id = o.owner_id) "
+        f"AND NOT {_PEER_GAVE.format('o')}",
+        (name, name, name),
     )
 
 
@@ -300,9 +307,12 @@ def _plan_postgres(cfg: Config, name: str, month: tuple[int, int, str]) -> None:
     # PostgreSQL, rescanning the month for each flattr once the list
     # outgrows work_mem (quadratic at 1M flattrs).
     if cfg.revenue_requires_giving:
-        gave = "AND EXISTS (SELECT 1 FROM flattr g WHERE g.period = ? AND g.giver_id = f.owner_id)"
-        givers = "LEFT JOIN (SELECT DISTINCT g.giver_id FROM flattr g WHERE g.period = ?) gv ON gv.giver_id = f.owner_id"
-        counts, counts_args = "CASE WHEN gv.giver_id IS NULL THEN 0 ELSE 1 END", (name,)
+        gave = f"AND (EXISTS (SELECT 1 FROM flattr g WHERE g.period = ? AND g.giver_id = f.owner_id) OR {_PEER_GAVE.format('f')})"
+        givers = (
+            "LEFT JOIN (SELECT DISTINCT g.giver_id FROM flattr g WHERE g.period = ? "
+            "UNION SELECT pg.user_id FROM peer_gave pg WHERE pg.period = ? AND pg.gave) gv ON gv.giver_id = f.owner_id"
+        )
+        counts, counts_args = "CASE WHEN gv.giver_id IS NULL THEN 0 ELSE 1 END", (name, name)
     else:
         gave = givers = ""
         counts, counts_args = "1", ()

@@ -159,8 +159,14 @@ def revoke_token(user: User, token_id: int) -> None:
 
 
 def update_settings(cfg: Config, user: User, changes: dict) -> User:
-    """PATCH /user: budget (R4), top-up (R5) and profile fields. All or nothing."""
-    allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "email", "show_flattrs"}
+    """PATCH /user: budget (R4), top-up (R5) and profile fields. All or nothing.
+    The e-mail address is not one of them: it can take the account over (a
+    reset goes to it), so it changes only through passwords.change_email."""
+    if "email" in changes:
+        raise Forbidden(
+            "email can be changed only on the node's web page (your profile), with your current password", field="email"
+        )
+    allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "show_flattrs"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise Validation(f"{unknown[0]} cannot be changed here", field=unknown[0])
@@ -193,8 +199,6 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
         values["about"] = text(changes["about"], "about", 2000, single_line=False)
     if "url" in changes:
         values["url"] = optional_url(changes["url"], "url")
-    if "email" in changes:
-        values["email"] = check_email(changes["email"])
     if "show_flattrs" in changes:
         if not isinstance(changes["show_flattrs"], bool):
             raise Validation("show_flattrs must be true or false", field="show_flattrs")

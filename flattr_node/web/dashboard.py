@@ -10,16 +10,16 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from markupsafe import escape
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField, URLField
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField, URLField
 from wtforms.validators import DataRequired, Length
 
 from .. import ledger, periods
 from ..bank.instructions import bank_details, has_qr
-from ..errors import FlattrError, NotFound, Validation
+from ..errors import FlattrError, NotFound, RateLimited, Validation
 from ..models import CATEGORIES, ApiToken, Deposit, Payout, Thing
 from ..money import format_amount, parse_amount
 from ..scopes import SCOPES
-from ..services import flattring, funds, people, reports, things
+from ..services import flattring, funds, passwords, people, reports, things
 from . import bp, form_error, me, node
 from .charts import month_chart
 from .confirm import ask_first
@@ -62,6 +62,7 @@ class ProfileForm(FlaskForm):
     url = URLField("Web site", validators=[Length(max=2048)])
     about = TextAreaField("About you", validators=[Length(max=2000)])
     show_flattrs = BooleanField("Show what I flattr on my public profile")
+    current_password = PasswordField("Current password (needed to change your e-mail)", validators=[Length(max=1024)])
 
 
 class EmptyForm(FlaskForm):
@@ -101,6 +102,7 @@ def overview(**forms):
         user=user,
         funds=ledger.balance(user.id, "funds"),
         revenue=ledger.balance(user.id, "revenue"),
+        pending_revenue=ledger.balance(user.id, "pending_revenue"),
         projection=reports.projection(cfg, user),
         budget_form=budget_form,
         topup_form=topup_form,
@@ -487,12 +489,18 @@ def profile_settings():
                 user,
                 {
                     "display_name": form.display_name.data or "",
-                    "email": form.email.data,
                     "url": form.url.data or "",
                     "about": form.about.data or "",
                     "show_flattrs": bool(form.show_flattrs.data),
                 },
             )
+            if (form.email.data or "").strip() != user.email:
+                from .auth import rate_limit
+
+                rate_limit("password-check", str(user.id))
+                passwords.change_email(node(), user, form.current_password.data or "", form.email.data)
+        except RateLimited:
+            raise  # a 429 page, not a field error
         except FlattrError as e:
             form_error(form, e)
         else:

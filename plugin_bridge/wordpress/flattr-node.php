@@ -81,7 +81,7 @@ function flattr_node_thing_key( $post_url, $thing_id = 0 ) {
 
 /**
  * What the node knows of a post (by its URL) or of a thing (by its id):
- * array( 'id', 'count', 'owner' ) (id 0, count 0 when it has no such thing
+ * array( 'id', 'count', 'owner', 'url' ) (id 0, count 0 when it has no such thing
  * yet), or null when it does not answer. Kept for a minute, so a post's page asks the node at most once
  * a minute; a node that does not answer is left alone for five minutes.
  */
@@ -118,6 +118,7 @@ function flattr_node_thing( $post_url, $thing_id = 0 ) {
 				'id'    => absint( $data['id'] ),
 				'count' => isset( $data['flattrs_this_period'] ) ? absint( $data['flattrs_this_period'] ) : 0,
 				'owner' => isset( $data['owner']['username'] ) ? (string) $data['owner']['username'] : '',
+				'url'   => isset( $data['url'] ) ? (string) $data['url'] : '',
 			);
 		}
 	} elseif ( 404 === $code && 0 === $thing_id ) {
@@ -125,6 +126,7 @@ function flattr_node_thing( $post_url, $thing_id = 0 ) {
 			'id'    => 0,
 			'count' => 0,
 			'owner' => '',
+			'url'   => '',
 		);
 	} elseif ( 404 !== $code ) {
 		$ttl = 5 * MINUTE_IN_SECONDS; // Unreachable or failing: do not slow every page view down.
@@ -172,6 +174,9 @@ function flattr_node_button( $post_url, $title = '', $size = 'default', $thing_i
 		$thing_id = ( $thing['id'] > 0 && 0 === strcasecmp( $thing['owner'], flattr_node_settings()['username'] ) ) ? $thing['id'] : 0;
 	}
 	$count = null !== $thing ? (string) $thing['count'] : '';
+	if ( $thing_id > 0 && null !== $thing && '' !== $thing['url'] ) {
+		$post_url = $thing['url']; // [flattr id="12"]: the thing's own URL, as on the node's button.
+	}
 	if ( $thing_id > 0 ) {
 		$href  = $node . '/things/' . $thing_id . '/flattr';
 		$badge = $node . '/things/' . $thing_id . '/badge.svg';
@@ -274,9 +279,13 @@ function flattr_node_append( $content ) {
 	if ( has_shortcode( $content, 'flattr' ) ) {
 		return $content;
 	}
+	$post   = get_post();
+	$button = flattr_node_button( get_permalink( $post ), get_the_title( $post ), $settings['size'] );
+	if ( '' === $button ) {
+		return $content;
+	}
 	flattr_node_enqueue_script();
-	$post = get_post();
-	return $content . '<p class="flattr-node-wrap">' . flattr_node_button( get_permalink( $post ), get_the_title( $post ), $settings['size'] ) . '</p>';
+	return $content . '<p class="flattr-node-wrap">' . $button . '</p>';
 }
 add_filter( 'the_content', 'flattr_node_append' );
 

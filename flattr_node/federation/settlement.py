@@ -1,0 +1,314 @@
+"""Settlement between nodes (SPEC §6): statements, pending revenue, and the
+bank transfer that makes it real.
+
+Home node (owes):
+  after its close, `make_statements` moves each peer's remote shares (less
+  the home node's fee, which the close already took) from the proxy owners'
+  accounts into `peer:<id>:payable`, one transaction per peer and period
+  (key `settle:<P>:peer:<id>:payable`), and keeps the statement: every line,
+  the total and an ISO 11649 reference. `send_statements` posts it, signed;
+  `settlement paid REF` records the bank transfer (payable -> node:external).
+Host node (is owed):
+  `receive` checks every line against the flattrs delivered to it and
+  refuses the whole statement on any unknown, repeated or inconsistent line;
+  then credits each owner's `pending_revenue` against `peer:<id>:receivable`
+  (key `settle:in:<peer>:<REF>`). `confirm_settlement(REF, amount)` (the
+  CLI's `settlement confirm`, or a bank import) turns it into revenue,
+  exactly once (key `settle:in:<peer>:<REF>:confirm`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+
+from stdnum import iso11649
+from stdnum.iso7064 import mod_97_10
+
+from .. import ledger, periods
+from ..config import Config
+from ..db import database
+from ..errors import FlattrError, NotFound, Validation
+from ..models import Account, Flattr, Thing, User, utcnow
+from . import delivery, outbound, signing
+from .models import InboxFlattr, Peer, RemoteThing, Settlement
+from .peers import payable_code, receivable_code
+
+MAX_LINES = 20000
+MAX_STATEMENT_BODY = 4 * 1024 * 1024
+
+
+def make_reference(period: str, peer: Peer, own_base: str) -> str:
+    """A creditor reference unique per (paying node, peer, period)."""
+    digest = hashlib.sha256(f"{own_base}|{peer.base_url}|{period}".encode()).hexdigest().upper()
+    body = period.replace("-", "") + digest[:15]
+    return "RF" + mod_97_10.calc_check_digits(body + "RF") + body
+
+
+def clean_reference(text: str) -> str:
+    try:
+        return iso11649.validate(str(text))
+    except iso11649.ValidationError:
+        raise Validation(f"{text!r} is not an ISO 11649 creditor reference (RF…)", field="reference") from None
+
+
+# --- the home node ---------------------------------------------------------------------
+
+
+def pending_revenue_code(user_id: int) -> str:
+    return f"user:{user_id}:pending_revenue"
+
+
+def make_statements(cfg: Config, period: str) -> list[Settlement]:
+    """After `period` is closed: one payable settlement per peer owed."""
+    from ..models import Period
+
+    state = Period.get_or_none(Period.name == period)
+    if state is None or state.status != "closed":
+        return []
+    rows = (
+        Flattr.select(Flattr.id, Flattr.owner, Flattr.share, Flattr.fee, Flattr.created_at, RemoteThing.peer, RemoteThing.remote_id, RemoteThing.owner_name)
+        .join(RemoteThing, on=(RemoteThing.thing == Flattr.thing))
+        .where((Flattr.period == period) & (Flattr.status == "counted") & (Flattr.share > 0))
+        .order_by(Flattr.id)
+        .tuples()
+    )
+    by_peer: dict[int, list] = defaultdict(list)
+    for row in rows:
+        by_peer[row[5]].append(row)
+    made = []
+    for peer_id, lines in by_peer.items():
+        peer = Peer.get_by_id(peer_id)
+        total = sum(share - fee for _, _, share, fee, *_ in lines)
+        if total <= 0:
+            continue
+        reference = make_reference(period, peer, cfg.base_url.rstrip("/"))
+        doc_lines = [
+            {"id": delivery.flattr_uri(cfg, fid), "object": f"{peer.base_url}/things/{rid}", "owner": owner_name,
+             "share": share, "fee": fee, "amount": share - fee}
+            for fid, _, share, fee, _, _, rid, owner_name in lines
+        ]  # fmt: skip
+        per_owner: dict[int, int] = defaultdict(int)
+        for _, owner_id, share, fee, *_ in lines:
+            per_owner[owner_id] += share - fee
+        with database.atomic():
+            existing = Settlement.get_or_none((Settlement.peer == peer) & (Settlement.direction == "payable") & (Settlement.period == period))
+            if existing is not None:
+                made.append(existing)
+                continue
+            payable = Account.get(Account.code == payable_code(peer.id))
+            moves = [(ledger.user_account(uid, "revenue").id, -amount) for uid, amount in per_owner.items()]
+            moves.append((payable.id, total))
+            ledger.post(f"settle:{period}:peer:{peer.id}:payable", "settlement", moves, memo=f"owed to {peer.base_url} for {period}")
+            made.append(Settlement.create(peer=peer, period=period, direction="payable", reference=reference, total=total, lines=json.dumps(doc_lines), status="unsent"))
+    return made
+
+
+def statement_of(cfg: Config, s: Settlement) -> dict:
+    return {
+        "type": "Statement",
+        "from": cfg.base_url.rstrip("/"),
+        "period": s.period,
+        "currency": cfg.currency,
+        "reference": s.reference,
+        "total": s.total,
+        "lines": json.loads(s.lines),
+    }
+
+
+def send_statements(cfg: Config) -> dict:
+    counts = {"sent": 0, "waiting": 0, "refused": 0}
+    for s in Settlement.select().join(Peer).where((Settlement.status == "unsent") & Peer.removed_at.is_null()):
+        try:
+            response = signing.send(cfg, "POST", f"{s.peer.base_url}/federation/statements", statement_of(cfg, s))
+            answer = outbound.json_of(response)
+        except outbound.PeerUnreachable as e:
+            Settlement.update(last_error=e.description[:500]).where(Settlement.id == s.id).execute()
+            counts["waiting"] += 1
+            continue
+        if response.status_code in (200, 202):
+            Settlement.update(status="sent", last_error="").where(Settlement.id == s.id).execute()
+            counts["sent"] += 1
+        elif response.status_code in (409, 422):
+            Settlement.update(status="refused", last_error=str(answer.get("error_description", ""))[:500]).where(Settlement.id == s.id).execute()
+            counts["refused"] += 1
+        else:
+            Settlement.update(last_error=f"{response.status_code}: {answer.get('error_description', '')}"[:500]).where(Settlement.id == s.id).execute()
+            counts["waiting"] += 1
+    return counts
+
+
+def settle_after_close(cfg: Config) -> dict:
+    """Statements for every closed period with remote shares, then send them."""
+    from ..models import Period
+
+    for (name,) in Period.select(Period.name).where(Period.status == "closed").order_by(Period.name.desc()).limit(3).tuples():
+        make_statements(cfg, name)
+    return send_statements(cfg)
+
+
+def mark_paid(reference: str) -> tuple[Settlement, bool]:
+    """The home operator paid a statement by bank transfer."""
+    ref = clean_reference(reference)
+    with database.atomic():
+        s = Settlement.get_or_none((Settlement.reference == ref) & (Settlement.direction == "payable"))
+        if s is None:
+            raise NotFound(f"no statement this node owes has the reference {iso11649.format(ref)}")
+        if s.status == "paid":
+            return s, False
+        payable = Account.get(Account.code == payable_code(s.peer_id))
+        ledger.post(f"settle:out:{s.peer_id}:{ref}:paid", "settlement", [(payable.id, -s.total), (ledger.node_account("external").id, s.total)])
+        Settlement.update(status="paid", settled_at=utcnow()).where(Settlement.id == s.id).execute()
+    return Settlement.get_by_id(s.id), True
+
+
+# --- the host node -----------------------------------------------------------------------------
+
+
+def _check_lines(cfg: Config, peer: Peer, data) -> tuple[str, str, int, list, dict[int, int]]:
+    if not isinstance(data, dict) or data.get("type") != "Statement":
+        raise Validation("the body must be a JSON object of type Statement")
+    period, currency, total, lines = data.get("period"), data.get("currency"), data.get("total"), data.get("lines")
+    if not isinstance(period, str) or not periods.is_valid(period):
+        raise Validation("period must be YYYY-MM")
+    if currency != cfg.currency:
+        raise Validation(f"this node counts in {cfg.currency}, not {currency!r}")
+    reference = clean_reference(data.get("reference", ""))
+    if type(total) is not int or total <= 0:
+        raise Validation("total must be a positive whole number of cents")
+    if not isinstance(lines, list) or not 0 < len(lines) <= MAX_LINES:
+        raise Validation(f"lines must be a list of 1 to {MAX_LINES} lines")
+    ids = [line.get("id") if isinstance(line, dict) else None for line in lines]
+    if len(set(map(str, ids))) != len(ids):
+        raise Validation("a flattr appears twice in the statement")
+    delivered = {
+        row.remote_id: row
+        for row in InboxFlattr.select(InboxFlattr, Thing.owner)
+        .join(Thing)
+        .where((InboxFlattr.peer == peer) & InboxFlattr.remote_id.in_([i for i in ids if isinstance(i, str)]))
+    }
+    base = cfg.base_url.rstrip("/")
+    per_owner: dict[int, int] = defaultdict(int)
+    for n, line in enumerate(lines, 1):
+        if not isinstance(line, dict):
+            raise Validation(f"line {n} is not an object")
+        share, fee, amount = line.get("share"), line.get("fee"), line.get("amount")
+        if not all(type(v) is int for v in (share, fee, amount)) or not (0 <= fee <= share and amount == share - fee):
+            raise Validation(f"line {n}: share, fee and amount must be whole cents with 0 <= fee <= share and amount = share - fee")
+        got = delivered.get(line.get("id"))
+        if got is None:
+            raise Validation(f"line {n}: {line.get('id')!r} was never delivered to this node")
+        if got.period != period or line.get("object") != f"{base}/things/{got.thing_id}":
+            raise Validation(f"line {n}: {line['id']} was delivered for another period or thing")
+        if got.settled_by and got.settled_by != reference:
+            raise Validation(f"line {n}: {line['id']} was already settled by {got.settled_by}")
+        per_owner[got.thing.owner_id] += amount
+    if sum(per_owner.values()) != total:
+        raise Validation(f"the lines add up to {sum(per_owner.values())}, not the total {total}")
+    return period, reference, total, lines, per_owner
+
+
+def receive(cfg: Config, method: str, url: str, headers: dict, body: bytes, data) -> tuple[int, dict]:
+    """POST /federation/statements: check every line, then credit pending revenue."""
+    peer, nonce = signing.verify(method, url, headers, body, MAX_STATEMENT_BODY)
+    period, reference, total, lines, per_owner = _check_lines(cfg, peer, data)
+    with database.atomic():
+        signing.remember_nonce(peer, nonce)
+        existing = Settlement.get_or_none((Settlement.peer == peer) & (Settlement.direction == "receivable") & (Settlement.period == period))
+        if existing is not None:
+            if existing.reference == reference and existing.total == total:
+                return 200, {"status": "duplicate", "reference": reference}
+            raise FlattrError(f"a statement for {period} was already accepted from this node ({existing.reference})")
+        receivable = Account.get(Account.code == receivable_code(peer.id))
+        moves = [(receivable.id, -total)]
+        for owner_id, amount in per_owner.items():
+            if amount:
+                Account.insert(code=pending_revenue_code(owner_id), kind="pending_revenue", user=owner_id).on_conflict_ignore().execute()
+                moves.append((Account.get(Account.code == pending_revenue_code(owner_id)).id, amount))
+        ledger.post(f"settle:in:{peer.id}:{reference}", "settlement", moves, memo=f"statement of {peer.base_url} for {period}")
+        Settlement.create(peer=peer, period=period, direction="receivable", reference=reference, total=total, lines=json.dumps(lines), status="pending")
+        InboxFlattr.update(settled_by=reference).where((InboxFlattr.peer == peer) & InboxFlattr.remote_id.in_([line["id"] for line in lines])).execute()
+    return 202, {"status": "accepted", "reference": reference, "total": total}
+
+
+def confirm_settlement(reference: str, amount: int | None = None) -> tuple[Settlement, bool]:
+    """The money of a statement arrived (the operator, or a bank import with
+    the amount it saw): pending revenue becomes revenue. Exactly once;
+    returns (settlement, whether it was confirmed now). An unknown
+    reference is NotFound; an amount other than the total is refused."""
+    ref = clean_reference(reference)
+    with database.atomic():
+        s = Settlement.get_or_none((Settlement.reference == ref) & (Settlement.direction == "receivable"))
+        if s is None:
+            raise NotFound(f"no statement owed to this node has the reference {iso11649.format(ref)}")
+        if amount is not None and amount != s.total:
+            raise Validation(f"{iso11649.format(ref)} is for {s.total} cents, not {amount}")
+        if s.status == "confirmed":
+            return s, False
+        per_owner: dict[int, int] = defaultdict(int)
+        for line in json.loads(s.lines):
+            row = InboxFlattr.select(InboxFlattr, Thing.owner).join(Thing).where(
+                (InboxFlattr.peer == s.peer_id) & (InboxFlattr.remote_id == line["id"])
+            ).get()
+            per_owner[row.thing.owner_id] += line["amount"]
+        moves = [(ledger.node_account("external").id, -s.total), (Account.get(Account.code == receivable_code(s.peer_id)).id, s.total)]
+        for owner_id, amount_ in per_owner.items():
+            if amount_:
+                moves.append((Account.get(Account.code == pending_revenue_code(owner_id)).id, -amount_))
+                moves.append((ledger.user_account(owner_id, "revenue").id, amount_))
+        ledger.post(f"settle:in:{s.peer_id}:{ref}:confirm", "settlement", moves, memo=f"{iso11649.format(ref)} arrived")
+        Settlement.update(status="confirmed", settled_at=utcnow()).where(Settlement.id == s.id).execute()
+    return Settlement.get_by_id(s.id), True
+
+
+def pending_revenue(user: User) -> int:
+    return ledger_balance(pending_revenue_code(user.id))
+
+
+def ledger_balance(code: str) -> int:
+    row = Account.select(Account.balance).where(Account.code == code).scalar()
+    return row or 0
+
+
+# --- both: what each side says ----------------------------------------------------------------
+
+
+def listing(peer: Peer | None = None) -> list[Settlement]:
+    query = Settlement.select(Settlement, Peer).join(Peer).order_by(Settlement.period, Peer.base_url, Settlement.direction)
+    if peer is not None:
+        query = query.where(Settlement.peer == peer)
+    return list(query)
+
+
+def answer_query(cfg: Config, method: str, url: str, headers: dict, body: bytes) -> dict:
+    """POST /federation/settlements: this node's settlements with the asking peer."""
+    peer, nonce = signing.verify(method, url, headers, body)
+    with database.atomic():
+        signing.remember_nonce(peer, nonce)
+    return {
+        "settlements": [
+            {"period": s.period, "direction": s.direction, "reference": s.reference, "total": s.total, "status": s.status}
+            for s in listing(peer)
+        ]
+    }
+
+
+def compare_with(cfg: Config, peer: Peer) -> list[str]:
+    """Differences between this node's settlements with `peer` and the peer's."""
+    response = signing.send(cfg, "POST", f"{peer.base_url}/federation/settlements", {"type": "SettlementQuery"})
+    data = outbound.json_of(response)
+    if response.status_code != 200 or not isinstance(data.get("settlements"), list):
+        raise outbound.PeerUnreachable(f"{peer.base_url} answered {response.status_code}: {data.get('error_description', '')}")
+    flip = {"payable": "receivable", "receivable": "payable"}
+    theirs = {(s.get("period"), flip.get(s.get("direction")), s.get("reference")): s.get("total") for s in data["settlements"] if isinstance(s, dict)}
+    ours = {(s.period, s.direction, s.reference): s.total for s in listing(peer) if s.status != "refused"}
+    problems = []
+    for key in sorted(set(ours) | set(theirs), key=str):
+        period, direction, ref = key
+        if ours.get(key) != theirs.get(key):
+            verb = "owes" if direction == "payable" else "is owed"
+            problems.append(
+                f"{peer.base_url} {period} {ref}: this node {verb} {ours.get(key, 'nothing')}, the peer says {theirs.get(key, 'nothing')}"
+            )
+    return problems
