@@ -15,6 +15,7 @@ from peewee import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from . import db as dbmod
+from . import i18n
 from .config import Config, ConfigError
 from .errors import FlattrError
 from .models import User
@@ -92,6 +93,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         dbmod.bind(cfg.database)
 
     csrf.init_app(app)
+    i18n.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "web.signin"
 

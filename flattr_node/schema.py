@@ -358,6 +358,10 @@ def _m20_federation() -> None:
     keys.ensure_key()  # the node's Ed25519 identity, made by init
 
 
+def _m52_user_language() -> None:
+    add_columns("user", language=CharField(max_length=8, default=""))
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
@@ -370,6 +374,7 @@ MIGRATIONS = [
     (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
     (50, "subscriptions", _m50_subscriptions),
     (51, "notices", _m51_notices),
+    (52, "a person's language", _m52_user_language),
 ]
 
 
