@@ -15,6 +15,7 @@ from peewee import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from . import db as dbmod
+from . import i18n
 from .config import Config, ConfigError
 from .errors import FlattrError
 from .models import User
@@ -97,6 +98,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
     csrf.init_app(app)
+    i18n.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "web.signin"
 

@@ -356,6 +356,10 @@ def _m41_webhooks() -> None:
     database.create_tables(WEBHOOK_MODELS)
 
 
+def _m52_user_language() -> None:
+    add_columns("user", language=CharField(max_length=8, default=""))
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
@@ -370,6 +374,7 @@ MIGRATIONS = [
     (41, "webhooks: endpoints and their queue", _m41_webhooks),
     (50, "subscriptions", _m50_subscriptions),
     (51, "notices", _m51_notices),
+    (52, "a person's language", _m52_user_language),
 ]
 
 
