@@ -184,7 +184,7 @@ def _check_lines(cfg: Config, peer: Peer, data) -> tuple[str, str, int, list, di
         raise Validation("a flattr appears twice in the statement")
     delivered = {
         row.remote_id: row
-        for row in InboxFlattr.select(InboxFlattr, Thing.owner)
+        for row in InboxFlattr.select(InboxFlattr, Thing.id, Thing.owner)
         .join(Thing)
         .where((InboxFlattr.peer == peer) & InboxFlattr.remote_id.in_([i for i in ids if isinstance(i, str)]))
     }
@@ -248,7 +248,7 @@ def confirm_settlement(reference: str, amount: int | None = None) -> tuple[Settl
             return s, False
         per_owner: dict[int, int] = defaultdict(int)
         for line in json.loads(s.lines):
-            row = InboxFlattr.select(InboxFlattr, Thing.owner).join(Thing).where(
+            row = InboxFlattr.select(InboxFlattr, Thing.id, Thing.owner).join(Thing).where(
                 (InboxFlattr.peer == s.peer_id) & (InboxFlattr.remote_id == line["id"])
             ).get()
             per_owner[row.thing.owner_id] += line["amount"]
