@@ -102,3 +102,54 @@ def test_only_well_signed_deliveries_from_a_mutual_peer_count(three):
     assert send(signed(inbox, like(13), a_key, created=now + dt.timedelta(minutes=4))).status_code == 202
     assert b.count(thing) == 3
     assert copy_rows(b.database, "SELECT COUNT(*) FROM inbox_flattr")[0][0] == 3
+
+
+def test_a_statement_is_applied_only_if_every_line_was_delivered_and_adds_up(three):
+    a, b, c = three
+    blogger = b.person("blo")
+    thing = b.thing(blogger, "https://blog.example/1")
+    a_key, a_host, period = node_key(a), a.url.split("//")[1], period_now()
+    for n in (1, 2):
+        like = {"type": "Like", "id": f"{a.url}/federation/flattrs/{n}", "actor": f"acct:rea{n}@{a_host}",
+                "object": f"{b.url}/things/{thing}", "period": period, "published": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+        assert send(signed(f"{b.url}/federation/inbox", like, a_key)).status_code == 202
+
+    def line(n, share, fee=0, amount=None):
+        return {"id": f"{a.url}/federation/flattrs/{n}", "object": f"{b.url}/things/{thing}", "owner": "blo",
+                "share": share, "fee": fee, "amount": share - fee if amount is None else amount}  # fmt: skip
+
+    def statement(lines, total=None, **over):
+        return {"type": "Statement", "from": a.url, "period": period, "currency": "EUR", "reference": "RF18539007547034",
+                "total": sum(x["amount"] for x in lines) if total is None else total, "lines": lines, **over}  # fmt: skip
+
+    url = f"{b.url}/federation/statements"
+    hostile = [
+        statement([line(1, 100), line(99, 50)]),  # flattr 99 was never delivered
+        statement([line(1, 100), line(2, 50)], total=1000),  # inflated total
+        statement([line(1, 100), line(2, 5000, amount=50)]),  # an amount that is not share - fee
+        statement([line(1, 100), line(2, -50)]),  # negative
+        statement([line(1, 100), line(1, 100)]),  # the same flattr twice
+        statement([line(1, 100)], currency="USD"),
+        statement([line(1, 100)], reference="RF00NOTAREFERENCE"),
+        statement([line(1, 100)], period="2001-01"),  # delivered for another period
+    ]
+    for body in hostile:
+        r = send(signed(url, body, a_key))
+        assert r.status_code == 422 and r.json()["error"] == "validation", (body, r.text)
+    assert send(signed(url, statement([line(1, 100), line(2, 50)]), node_key(c))).status_code == 403  # not a peer
+    assert b.api(blogger, "GET", "/user").json()["pending_revenue"] == 0
+
+    good = signed(url, statement([line(1, 100, 10), line(2, 50, 5)]), a_key)
+    assert send(good).status_code == 202
+    assert send(good).status_code == 401  # replayed
+    again = send(signed(url, statement([line(1, 100, 10), line(2, 50, 5)]), a_key))
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    other = send(signed(url, statement([line(1, 100, 10), line(2, 50, 5)], reference="RF712348231"), a_key))
+    assert other.status_code == 422  # those flattrs are settled already
+    user = b.api(blogger, "GET", "/user").json()
+    assert (user["pending_revenue"], user["revenue"]) == (135, 0)
+    b.cli("check")
+    assert "confirmed" in b.cli("settlement", "confirm", "RF18 5390 0754 7034").stdout
+    user = b.api(blogger, "GET", "/user").json()
+    assert (user["pending_revenue"], user["revenue"]) == (0, 135)
+    b.cli("check")

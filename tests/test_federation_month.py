@@ -76,6 +76,10 @@ def test_a_federated_month_closes_and_settles(month):
         got = {f["id"]: f for f in a.api(tokens[name], "GET", f"/user/flattrs?period={period}").json()}
         assert [(got[f["id"]]["status"], got[f["id"]]["share"], got[f["id"]]["fee"]) for f in flattrs] == expected[name], name
 
+    not_counted = a.api(r1, "GET", f"/user/flattrs?period={period}").json()
+    (why,) = [f for f in not_counted if f["status"] == "not_counted"]
+    assert why["thing"]["node"] == b.url and why["reason"] == "the owner did not flattr anything this month"
+
     # Statements: A owes B 300 + 135 + 135 + 180 (shares less A's fee) and C 300; sent with `peer sync`.
     assert "statements sent 2" in a.cli("peer", "sync", "--quiet").stdout
     listing = a.cli("settlement", "list").stdout
