@@ -1,20 +1,30 @@
-# `make run` and `make test` each set up what they need on a fresh machine.
+# `make run` and `make test` each set up what they need on a fresh machine:
+# `make run` only what the node needs, `make test` the test tools too.
+# `make run PORT=8090` serves on another port (links follow it).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/pip install --quiet --quiet --disable-pip-version-check
 
 .PHONY: run test test-sqlite test-postgres test-fast lint bench clean
 
-$(STAMP): setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+$(RUN_STAMP): setup.cfg pyproject.toml
+	@echo "setting up $(VENV): the node and what it needs (once; this takes a minute)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
+	@$(PIP) -e .
+	@touch $(RUN_STAMP)
 
-run: $(STAMP)
+$(STAMP): $(RUN_STAMP)
+	@echo "adding the test tools to $(VENV) (once)"
+	@$(PIP) -e '.[test]'
+	@touch $(STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/flattr-node init
-	$(BIN)/flattr-node serve
+	$(BIN)/flattr-node serve$(if $(PORT), --port $(PORT))
 
 # The whole suite on SQLite files, then again on PostgreSQL when
 # FLATTR_TEST_POSTGRES names a server (.ci/run sets it; CI=true makes a

@@ -56,7 +56,7 @@ def secret_key_for(cfg: Config) -> str:
 def wants_json() -> bool:
     if request.path.startswith(("/.well-known/", "/federation/")):  # server-to-server (federation)
         return True
-    return request.path.startswith("/api/") or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(("/api/", "/rest/")) or request.path.startswith("/oembed") or request.accept_mimetypes.best == "application/json"
 
 
 def error_response(code: str, description: str, status: int, field: str | None = None):
@@ -124,7 +124,18 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
             return None
         if request.headers.get("Authorization", "").lower().startswith("bearer "):
-            return None  # a browser never attaches a Bearer header by itself
+            # Only a token that is valid carries the request's authority; a
+            # made-up one must not switch the CSRF check off for a cookie.
+            from .services.people import user_for_token
+
+            if user_for_token(request.headers["Authorization"][7:].strip()) is not None:
+                return None
+            if request.path.startswith("/api/"):
+                return None  # the API answers 401 for that token and ignores cookies
+        if request.path in NO_CSRF or request.path.startswith("/rest/"):
+            return None  # apps authenticated by their secret or token, never by a cookie
+        if request.endpoint == "web.unsubscribe":
+            return None  # RFC 8058: the mail program posts it; its signed token is the proof
         if request.path.startswith("/federation/"):
             return None  # node-to-node requests: signed (RFC 9421), never cookie-authenticated
         from flask_login import current_user
@@ -165,7 +176,16 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
 
     @app.errorhandler(CSRFError)
     def csrf_error(e: CSRFError):
-        return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+        if wants_json():
+            return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+        # A person's browser: their session ended (cookies cleared, the node's
+        # key changed) or the page was opened in another session. Say so in
+        # words, and that nothing changed.
+        if "session" in (e.description or ""):
+            what = "Your session has expired, so this form was not sent and nothing was changed."
+        else:
+            what = "This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed."
+        return error_response("session_expired", f"{what} Open the page again and send the form once more.", 403)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -204,12 +224,18 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         return error_response("server_error", "something went wrong on the node; it has been logged", 500)
 
     from .api import bp as api_bp
+    from .oauth import NO_CSRF
+    from .oauth import init_app as init_oauth
     from .public import bp as public_bp
     from .web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(public_bp)
+    init_oauth(app)
+    from .rest_v2 import bp as rest_v2_bp
+
+    app.register_blueprint(rest_v2_bp)
     from .federation.views import bp as federation_bp
 
     app.register_blueprint(federation_bp)

@@ -6,7 +6,6 @@ a user's mistake never prints a traceback.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import secrets
@@ -19,53 +18,10 @@ import click
 from . import __version__, periods
 from . import config as configmod
 from . import db as dbmod
-from .errors import FlattrError
+from .clitools import fail, node_command
 from .models import utcnow
 
 log = logging.getLogger("flattr_node")
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def fail(message: str) -> None:
-    message = " ".join(str(message).split())  # one line, even for a driver's multi-line message
-    click.echo(f"flattr-node: {message}", err=True)
-    sys.exit(1)
-
-
-def node_command(fn):
-    """Load the config, open the database, migrate it, map errors to one line."""
-
-    @click.pass_context
-    @functools.wraps(fn)
-    def wrapper(ctx, *args, **kwargs):
-        try:
-            cfg = configmod.load(ctx.obj.get("config_path"))
-            setup_logging(os.environ.get("FLATTR_NODE_LOG_LEVEL", "WARNING" if fn.__name__ != "serve" else cfg.log_level))
-            db = dbmod.bind(cfg.database)
-            db.connect(reuse_if_open=True)
-            from .schema import migrate
-
-            migrate()
-            return fn(cfg, *args, **kwargs)
-        except configmod.ConfigError as e:
-            fail(str(e))
-        except FlattrError as e:
-            fail(e.description)
-        except dbmod.DatabaseConnectError as e:
-            fail(f"cannot open the database: {e}")
-        except dbmod.DriverOperationalError as e:  # PostgreSQL deadlock / serialization failure
-            fail(f"the database refused a transaction ({str(e).strip()}); it was rolled back: run the command again")
-        except OSError as e:  # a path that cannot be made or written: the user's to fix
-            fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,7 +62,9 @@ def _init_db(cfg):
 
 @main.command()
 @click.option("--host", help="Address to listen on (default: the config's host).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default: the config's port).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: the config's port); a base_url pointing at this server follows it."
+)
 @node_command
 def serve(cfg, host, port):
     """Run the daemon: web pages, API and scheduler, on waitress."""
@@ -115,13 +73,23 @@ def serve(cfg, host, port):
     from schedules import start_scheduler
 
     from .app import create_app
+    from .serving import busy_port_message, follow_port
 
-    cfg = cfg.with_(host=host or cfg.host, port=port or cfg.port)
+    cfg, warning = follow_port(cfg, host, port)
+    if warning:
+        click.echo(f"flattr-node: warning: {warning}", err=True)
     app = create_app(cfg, bind_database=False)
+    try:  # bind first: a busy port fails here, before the scheduler's first tick
+        server = waitress.create_server(app, host=cfg.host, port=cfg.port, threads=cfg.threads, ident="flattr-node")
+    except OSError as e:
+        fail(busy_port_message(cfg.host, cfg.port, e))
     scheduler = start_scheduler(cfg) if cfg.scheduler else None
     log.info("flattr-node %s serving %s on http://%s:%d (%s)", __version__, cfg.base_url, cfg.host, cfg.port, cfg.database.split("://")[0])
+    click.echo(f"flattr-node: serving {cfg.base_url} (listening on {cfg.host}:{cfg.port}); Ctrl-C stops it", err=True)
     try:
-        waitress.serve(app, host=cfg.host, port=cfg.port, threads=cfg.threads, ident="flattr-node")
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
@@ -146,6 +114,19 @@ def user_create(cfg, name, email, password, operator):
     click.echo(f"created {'operator ' if operator else ''}{person.username} (id {person.id})")
 
 
+@user.command("reset-link")
+@click.argument("name")
+@node_command
+def user_reset_link(cfg, name):
+    """Print a one-time link with which NAME chooses a new password.
+
+    For a node that sends no e-mail: hand the link to the person yourself.
+    It works once, for 24 hours."""
+    from .services import passwords, people
+
+    click.echo(passwords.reset_link(cfg, passwords.operator_reset_token(people.get_user(name))))
+
+
 @main.group()
 def token():
     """Manage API tokens."""
@@ -154,12 +135,50 @@ def token():
 @token.command("create")
 @click.argument("name")
 @click.option("--label", default="cli", show_default=True, help="A name for the token, to recognise it later.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["flattr", "thing", "email", "extendedread"]),
+    help="What the token may do; repeat for several. Default: all scopes.",
+)
 @node_command
-def token_create(cfg, name, label):
+def token_create(cfg, name, label, scopes):
     """Print a new API token for NAME on stdout, alone."""
     from .services import people
 
-    click.echo(people.create_token(people.get_user(name), label))
+    click.echo(people.create_token(people.get_user(name), label, list(scopes) or None))
+
+
+@main.group()
+def oauth():
+    """OAuth 2.0 apps (clients) that act for people on this node."""
+
+
+@oauth.group("client")
+def oauth_client():
+    """Register OAuth apps."""
+
+
+@oauth_client.command("create")
+@click.argument("name")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    required=True,
+    help="Where the node sends people back; repeat for several. Matched exactly.",
+)
+@click.option("--owner", default=None, help="The person who manages the app on their dashboard (default: the operator).")
+@node_command
+def oauth_client_create(cfg, name, redirect_uris, owner):
+    """Register an app called NAME; print its client id and secret (shown only now)."""
+    from .oauth import clients
+    from .services import people
+
+    client, secret = clients.create_client(people.get_user(owner) if owner else None, name, list(redirect_uris))
+    click.echo(f"client_id: {client.client_id}")
+    click.echo(f"client_secret: {secret}")
 
 
 @main.group()
@@ -405,6 +424,9 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
     click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
 
 
+from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
+
+_bank_cli.register(main, payout)
 def _federation_commands() -> None:
     from .federation.cli import commands
 

@@ -27,6 +27,8 @@ class ConfigError(Exception):
 class Config:
     database: str = "sqlite:///var/flattr.db"
     secret_key: str = ""
+    allow_private_network: bool = False
+    rate_limit_storage: str = "database"
     base_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -47,6 +49,10 @@ class Config:
     smtp_from: str = ""
     smtp_starttls: bool = True
     bank_instructions: str = "Pay by bank transfer to the node's operator, quoting the reference."
+    bank_iban: str = ""
+    bank_bic: str = ""
+    bank_account_name: str = ""
+    bank_max_statement_mb: int = 50
     scheduler: bool = True
     tick_minutes: int = 5
     close_batch_size: int = 20000
@@ -122,15 +128,43 @@ def validate(cfg: Config) -> Config:
         _fail("smtp_port", "must be between 1 and 65535")
     if cfg.smtp_host and "@" not in cfg.smtp_from:
         _fail("smtp_from", "must be an e-mail address when smtp_host is set")
+    _validate_bank(cfg)
     if not 1 <= cfg.tick_minutes <= 1440:
         _fail("tick_minutes", "must be between 1 and 1440")
     if not 1 <= cfg.close_batch_size <= 100000:
         _fail("close_batch_size", "must be between 1 and 100000")
+    if cfg.rate_limit_storage not in ("database", "memory") and urlsplit(cfg.rate_limit_storage).scheme not in ("redis", "rediss"):
+        _fail("rate_limit_storage", "must be database, memory, or a redis:// URL")
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         _fail("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     if not 1 <= cfg.federation_timeout <= 120:
         _fail("federation_timeout", "must be between 1 and 120 seconds")
     return cfg
+
+
+def _validate_bank(cfg: Config) -> None:
+    """The node's own account (SPEC §7): a valid IBAN, BIC and holder's name."""
+    from .bank.accounts import AccountError, check_bic, check_iban, check_name
+
+    try:
+        if cfg.bank_iban:
+            check_iban(cfg.bank_iban)
+    except AccountError as e:
+        _fail("bank_iban", str(e))
+    try:
+        if cfg.bank_bic:
+            check_bic(cfg.bank_bic)
+    except AccountError as e:
+        _fail("bank_bic", str(e))
+    if cfg.bank_iban and not cfg.bank_account_name.strip():
+        _fail("bank_account_name", "must name the account's holder when bank_iban is set")
+    try:
+        if cfg.bank_account_name:
+            check_name(cfg.bank_account_name)
+    except AccountError as e:
+        _fail("bank_account_name", str(e))
+    if not 1 <= cfg.bank_max_statement_mb <= 1024:
+        _fail("bank_max_statement_mb", "must be between 1 and 1024")
 
 
 def from_mapping(data: dict, source: str | None = None) -> Config:

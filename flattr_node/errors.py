@@ -11,10 +11,17 @@ class FlattrError(Exception):
     code = "invalid_request"
     status = 400
 
-    def __init__(self, description: str, *, field: str | None = None):
+    def __init__(self, description: str, *, field: str | None = None, words: str | None = None, amounts: tuple[int, ...] = ()):
         super().__init__(description)
         self.description = description
         self.field = field
+        # What a page says next to its form, where the API's description speaks
+        # of cents, field names or endpoints: words="Monthly budget must be
+        # between {} and {}." with amounts=(200, 10000) in cents, which the page
+        # formats in the node's currency (web.form_words). The API and the CLI
+        # keep the description.
+        self.words = words or description
+        self.amounts = amounts
 
 
 class InvalidRequest(FlattrError):
@@ -31,6 +38,12 @@ class NoMoney(FlattrError):
 
 class Forbidden(FlattrError):
     code, status = "forbidden", 403
+
+
+class InsufficientScope(FlattrError):
+    """The token lacks the scope the route needs (SPEC §8)."""
+
+    code, status = "insufficient_scope", 403
 
 
 class FlattrOwner(FlattrError):

@@ -202,6 +202,11 @@ class ApiToken(BaseModel):
     created_at = DateTimeField(default=utcnow)
     last_used_at = DateTimeField(null=True)
     revoked_at = DateTimeField(null=True)
+    # Migration 40: what the token may do (flattr_node/scopes.py), and for a
+    # token an OAuth app got (flattr_node/oauth/), the app and the expiry.
+    scopes = CharField(max_length=100, default="flattr thing email extendedread")
+    oauth_client_id = IntegerField(null=True, index=True)
+    expires_at = DateTimeField(null=True)
 
 
 class CheckRun(BaseModel):

@@ -10,7 +10,7 @@ import re
 
 from babel.numbers import format_currency, get_currency_precision
 
-_AMOUNT = re.compile(r"^\s*(\d{1,12})(?:[.,](\d{1,2}))?\s*$")
+_AMOUNT = re.compile(r"^\s*([0-9]{1,12})(?:[.,]([0-9]{1,2}))?\s*\Z")  # ASCII digits only: not ², ٢ or １
 
 
 def split_evenly(amount: int, n: int) -> list[int]:

@@ -6,18 +6,25 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo
 
-_NAME = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_NAME = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# Periods a node can hold: a month, the one after it and its bounds in any
+# timezone must be dates Python can hold (0000-01 and 9999-12 are not).
+FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 
 def parse(name: str) -> tuple[int, int]:
-    match = _NAME.match(name or "")
-    if not match:
-        raise ValueError(f"not a period (YYYY-MM): {name!r}")
+    match = _NAME.fullmatch(name if isinstance(name, str) else "")
+    if not match or not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
+        raise ValueError(f"not a period (YYYY-MM between {FIRST_YEAR}-01 and {LAST_YEAR}-12): {name!r}")
     return int(match.group(1)), int(match.group(2))
 
 
 def is_valid(name: str) -> bool:
-    return bool(_NAME.match(name or ""))
+    try:
+        parse(name)
+    except ValueError:
+        return False
+    return True
 
 
 def name_of(utc_naive: dt.datetime, tz: ZoneInfo) -> str:

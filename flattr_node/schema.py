@@ -311,6 +311,45 @@ def _m4_close_indexes() -> None:
     database.execute_sql("CREATE UNIQUE INDEX account_user_id_kind ON account (user_id, kind)")
 
 
+def _m30_bank_rails() -> None:
+    from .bank.models import BANK_MODELS
+
+    database.create_tables(BANK_MODELS)
+def _m40_token_scopes_and_oauth() -> None:
+    """Token scopes (every existing token keeps all of them), OAuth apps,
+    codes and refresh tokens (flattr_node/oauth/)."""
+    from .oauth.models import OAUTH_MODELS
+
+    add_columns(
+        "api_token",
+        scopes=CharField(max_length=100, default="flattr thing email extendedread"),
+        oauth_client_id=IntegerField(null=True),
+        expires_at=DateTimeField(null=True),
+    )
+    database.execute_sql("CREATE INDEX api_token_oauth_client_id ON api_token (oauth_client_id)")
+    database.create_tables(OAUTH_MODELS)
+def _m50_subscriptions() -> None:
+    from .models_sup import SUBSCRIPTION_MODELS
+
+    database.create_tables(SUBSCRIPTION_MODELS)
+
+
+def _m51_notices() -> None:
+    from .models_sup import NOTICE_MODELS
+
+    database.create_tables(NOTICE_MODELS)
+def _m5_sessions() -> None:
+    from .sessions import SESSION_MODELS
+
+    database.create_tables(SESSION_MODELS)
+
+
+def _m6_rate_counters() -> None:
+    from .ratelimit import RATE_MODELS
+
+    database.create_tables(RATE_MODELS)
+
+
 def _m20_federation() -> None:
     from .federation import keys
     from .federation.models import FEDERATION_MODELS
@@ -324,7 +363,13 @@ MIGRATIONS = [
     (2, "invite codes and password resets", _m2_invites_and_resets),
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
+    (5, "sign-in sessions the node can end", _m5_sessions),
+    (6, "shared rate-limit counters", _m6_rate_counters),
     (20, "federation: node key, peers, outbox, inbox", _m20_federation),
+    (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
+    (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
+    (50, "subscriptions", _m50_subscriptions),
+    (51, "notices", _m51_notices),
 ]
 
 

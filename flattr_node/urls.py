@@ -55,6 +55,25 @@ def normalize_url(url: str, field: str = "url") -> str:
     return normalized
 
 
+def twins(url: str) -> list[str]:
+    """The URLs that name the same post as a normalised `url`: its http:// and
+    https:// forms (when no port is given) and its host with and without
+    "www.". One post is one thing, whichever of them was registered first."""
+    parts = urlsplit(url)
+    host = parts.netloc
+    bare = host[4:] if host.startswith("www.") else host
+    hosts = [bare, "www." + bare] if not bare.startswith("[") else [bare]
+    schemes = [parts.scheme] if parts.port is not None else ["https", "http"]
+    return [urlunsplit((scheme, h, parts.path, parts.query, "")) for scheme in schemes for h in hosts]
+
+
+def site_host(url: str) -> str:
+    """The site of a normalised URL: its host[:port] without "www." (http
+    and https of a host, and its www. twin, are one site)."""
+    host = urlsplit(url).netloc
+    return host[4:] if host.startswith("www.") else host
+
+
 def optional_url(url: str | None, field: str = "url") -> str:
     """A profile URL: empty is fine, else it must pass normalize_url."""
     if url is None or str(url).strip() == "":

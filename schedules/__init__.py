@@ -50,6 +50,7 @@ def run_tick(cfg: Config) -> dict:
                 log.info("scheduler: opened %d top-up deposits", result["topups"])
         except Exception:
             log.exception("scheduler: opening top-up deposits failed; will retry next tick")
+        result.update(run_subscriptions_and_notices(cfg))
         check = check_ledger()
         CheckRun.create(ok=check.ok, problems="\n".join(check.problems))
         result["check_ok"] = check.ok
@@ -61,6 +62,36 @@ def run_tick(cfg: Config) -> dict:
     return result
 
 
+def run_subscriptions_and_notices(cfg: Config) -> dict:
+    """Inside run_tick's connection. This period's subscription flattrs (after the close above, so that a
+    node that was down on the 1st first closes the old month), then the
+    notices of closed months, then e-mail for every pending notice."""
+    from flattr_node.services import notices, subscriptions
+
+    result: dict = {}
+    for name, job in (
+        ("subscriptions", subscriptions.run_due),
+        ("notices_queued", notices.queue_closed_periods),
+        ("mailed", notices.send_pending),
+    ):
+        try:
+            result[name] = job(cfg)
+        except Exception:
+            log.exception("scheduler: %s failed; will retry next tick", name)
+    if result.get("subscriptions"):
+        log.info("scheduler: subscriptions %s", result["subscriptions"])
+    return result
+
+
+def send_notices(cfg: Config) -> None:
+    """E-mail pending notices soon after their event, between ticks."""
+    from flattr_node.services import notices
+
+    with database.connection_context():
+        try:
+            notices.send_pending(cfg)
+        except Exception:
+            log.exception("scheduler: sending notices failed; will retry")
 def run_deliveries(cfg: Config) -> dict:
     """Deliver remote flattrs that are due (federation's outbox, with backoff)."""
     from flattr_node.federation import delivery
@@ -81,6 +112,7 @@ def start_scheduler(cfg: Config) -> BackgroundScheduler:
     # --- every periodic job, in one block ---------------------------------
     scheduler.add_job(run_tick, "interval", minutes=cfg.tick_minutes, args=[cfg], id="tick", next_run_time=_now())
     scheduler.add_job(run_tick, "cron", day=1, hour=0, minute=0, second=30, args=[cfg], id="month-start")
+    scheduler.add_job(send_notices, "interval", minutes=1, args=[cfg], id="notices")
     scheduler.add_job(run_deliveries, "interval", seconds=20, args=[cfg], id="federation-outbox", next_run_time=_now())
     # -----------------------------------------------------------------------
     scheduler.start()

@@ -14,6 +14,7 @@ import pytest
 
 from flattr_node import db as dbmod
 from flattr_node.app import create_app
+from flattr_node.bank.accounts import save_payout_account
 from flattr_node.config import Config, validate
 from flattr_node.schema import migrate
 from flattr_node.services import funds, people
@@ -136,10 +137,13 @@ class Api:
 
 @pytest.fixture
 def make_user(cfg, db):
-    """make_user('kim', funds=200) -> a person with confirmed deposits of `funds` cents."""
+    """make_user('kim', funds=200) -> a person with confirmed deposits of `funds` cents
+    and a payout account (payout_account=False: none)."""
 
-    def make(name: str, funds_cents: int = 0, *, operator: bool = False, budget: int | None = None):
+    def make(name: str, funds_cents: int = 0, *, operator: bool = False, budget: int | None = None, payout_account: bool = True):
         user = people.create_user(cfg, name, f"{name}@example.org", "correct horse", operator=operator)
+        if payout_account:  # SPEC §7: a payout needs one; a test IBAN (DE, valid check digits)
+            save_payout_account(user, "DE89370400440532013000", name.title())
         if funds_cents:
             deposit = funds.open_deposit(user, funds_cents)
             funds.confirm_deposit(deposit.id)

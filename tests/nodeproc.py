@@ -156,8 +156,8 @@ def free_port() -> int:
 class Server:
     """`flattr-node serve` (waitress) in a subprocess on a free port."""
 
-    def __init__(self, config: Path, log: Path, wait: bool = True):
-        self.port = free_port()
+    def __init__(self, config: Path, log: Path, wait: bool = True, port: int | None = None):
+        self.port = port or free_port()  # give the port when base_url must name it
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -12,14 +12,16 @@ import pytest
 from button_helpers import confirm_form, parse, signin, text
 from live import serve_pages
 
+from flattr_node import netguard
 from flattr_node.models import Flattr, Thing
 from flattr_node.services import sites
 
 
 @pytest.fixture
 def cfg(cfg):
-    """A node on localhost: it may fetch home pages on 127.0.0.1 (a public node may not)."""
-    return cfg.with_(base_url="http://localhost:8080")
+    """A node on localhost whose operator lets it fetch home pages on 127.0.0.1
+    (a default node may not)."""
+    return cfg.with_(base_url="http://localhost:8080", allow_private_network=True)
 
 
 def auto(**params) -> str:
@@ -141,7 +143,7 @@ def test_verified_site_refuses_autosubmit_for_anyone_else(client, make_user, api
 def test_verification_reads_the_home_page_and_moves_with_it(client, make_user, home_pages, cfg):
     base, pages = home_pages
     ann, bob = make_user("ann"), make_user("bob")
-    pages["/"] = '<a rel="me payment" href="/elsewhere">x</a><a rel="payment" href="http://localhost:8080/submit/auto?user_id=bob&url=x">flattr</a>'
+    pages["/"] = '<link rel="me payment" href="/elsewhere"><link rel="payment" href="http://localhost:8080/submit/auto?user_id=bob&url=x">'
     with pytest.raises(sites.Validation, match='no rel="payment" link'):
         sites.verify_site(cfg, ann, base)
     assert sites.verify_site(cfg, bob, base).user_id == bob.id  # Flattr's auto-submit form counts too
@@ -195,7 +197,7 @@ def test_verification_fetch_is_careful(client, make_user, home_pages, cfg, monke
         return '<link rel="payment" href="http://localhost:8080/users/ann">'
 
     pages["/"] = slow
-    monkeypatch.setattr(sites, "FETCH_TIMEOUT", (0.5, 0.5))
+    monkeypatch.setattr(sites, "VERIFY_DEADLINE", 0.5)
     assert "did not answer in time" in text(parse(verify(client, base)))
 
     # Nothing listens there: a clear error, never a 500.
@@ -204,17 +206,15 @@ def test_verification_fetch_is_careful(client, make_user, home_pages, cfg, monke
     assert [s.host for s in sites.sites_of(ann)] == [urlsplit(base).netloc]
 
 
-def test_a_public_node_does_not_fetch_private_addresses(make_user, home_pages, cfg):
+def test_a_default_node_does_not_fetch_private_addresses(make_user, home_pages, cfg):
     base, pages = home_pages
     ann = make_user("ann")
     pages["/"] = '<link rel="payment" href="https://flattr.example.org/users/ann">'
-    public = cfg.with_(base_url="https://flattr.example.org")
-    assert not sites.node_is_private(public)
-    assert sites.node_is_private(cfg) and sites.node_is_private(cfg.with_(base_url="http://192.168.1.10:8080"))
+    public = cfg.with_(base_url="https://flattr.example.org", allow_private_network=False)
     # Only loopback here: a broken check must never send traffic to another network.
     for ip in ("10.1.2.3", "172.16.0.1", "192.168.0.1", "169.254.169.254", "fd00::1", "::1", "0.0.0.0"):
-        assert sites._is_private(ip), ip
-    assert not sites._is_private("93.184.216.34")
+        assert not netguard.is_public_address(ip), ip
+    assert netguard.is_public_address("93.184.216.34")
     for url in (base, base.replace("127.0.0.1", "localhost"), "http://[::1]:9/"):
         with pytest.raises(sites.Validation, match="private or local address"):
             sites.verify_site(public, ann, url)

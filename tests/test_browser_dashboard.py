@@ -140,7 +140,7 @@ class Pages:
         self.go("/dashboard/deposits")
         self.submit("/dashboard/deposits", amount=amount)
         assert "opened" in self.flash(), self.errors()
-        return re.search(r"FN-[0-9A-Z]{4}-[0-9A-Z]{4}", self.flash()).group(0)
+        return re.search(r"RF[0-9A-Z]{12}", self.flash()).group(0)
 
     def flattr(self, url):
         self.go("/dashboard")

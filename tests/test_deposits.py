@@ -8,6 +8,7 @@ import re
 
 import pytest
 from conftest import assert_error, at
+from stdnum import iso11649
 
 from flattr_node import ledger, periods
 from flattr_node.errors import Validation
@@ -33,7 +34,9 @@ def test_open_a_deposit(kim, api_for):
         assert key in d, key
     assert (d["amount"], d["currency"], d["status"], d["confirmed_at"]) == (2500, "EUR", "pending", None)
     assert type(d["amount"]) is int
-    assert re.fullmatch(r"FN-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", d["reference"])
+    # An ISO 11649 creditor reference, with its check digits.
+    assert re.fullmatch(r"RF[0-9]{2}[0-9A-HJKMNP-TV-Z]{10}", d["reference"])
+    assert iso11649.is_valid(d["reference"])
     assert dt.datetime.fromisoformat(d["created_at"]).utcoffset() is not None
     # Nothing is credited before the money arrives.
     assert ledger.balance(kim.id, "funds") == 0
@@ -95,11 +98,12 @@ def test_operator_confirms_by_id_and_twice_credits_once(kim, api_for, op):
 def test_operator_confirms_by_reference_in_any_case(kim, api_for, op):
     d = api_for(kim).post("/deposits", json={"amount": 700}).get_json()
     ref = d["reference"]
-    sloppy = ref.lower().replace("-", " ").replace("0", "o").replace("1", "l")
+    # In groups of four as printed, lower case, O and l for zero and one.
+    sloppy = " ".join(ref[i : i + 4] for i in range(0, len(ref), 4)).lower().replace("0", "o").replace("1", "l")
     r = op.post(f"/admin/deposits/{sloppy}/confirm")
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["id"] == d["id"]
-    for variant in (ref, ref.lower(), ref.replace("-", "")):
+    for variant in (ref, ref.lower(), f" {ref[:4]} {ref[4:]} "):
         assert op.post(f"/admin/deposits/{variant}/confirm").status_code == 200
     assert ledger.balance(kim.id, "funds") == 700
     assert ledger.check_ledger().ok

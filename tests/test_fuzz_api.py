@@ -120,6 +120,10 @@ HOSTILE = [
     "x" * 100_000,
     "",
     " ",
+    "9999-12",  # issue 10: the edges of the calendar gave 500s as period names
+    "0000-01",
+    "٢٠٢٦-01",  # Arabic-Indic digits: not a period, not an amount
+    "²",
 ]
 
 

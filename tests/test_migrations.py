@@ -84,8 +84,8 @@ def test_later_migrations_add_tables_and_columns(new_database_url, monkeypatch, 
     database and on one that already holds data at the current version."""
     url = new_database_url()
     extra = [
-        (schema.MIGRATIONS[-1][0] + 1, "test: a new table", _m_test_table),
-        (schema.MIGRATIONS[-1][0] + 2, "test: a new column", _m_test_column),
+        (schema.latest_version() + 1, "test: a new table", _m_test_table),
+        (schema.latest_version() + 2, "test: a new column", _m_test_column),
     ]
     database.close()
     if start_at == "old":

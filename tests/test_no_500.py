@@ -204,7 +204,7 @@ def test_what_the_fixed_cases_answer(world, client):
         r = client.post(path, json={"amount": 10**40}, headers=kim)
         assert (r.status_code, r.get_json()["error"], r.get_json()["field"]) == (422, "validation", "amount")
     r = client.patch("/api/v1/user", json={"email": "kim\ud800@example.org"}, headers=kim)
-    assert (r.status_code, r.get_json()["field"]) == (422, "email")
+    assert (r.status_code, r.get_json()["field"]) == (403, "email")  # and never by a token (issue 10)
     r = client.post("/api/v1/things", json={"url": "https://kim.example/\ud800", "title": "t"}, headers=kim)
     assert (r.status_code, r.get_json()["field"]) == (422, "url")
     assert client.get("/api/v1/users/a%00b").status_code == 404
@@ -212,3 +212,30 @@ def test_what_the_fixed_cases_answer(world, client):
     auto = "http://node.test/submit/auto?user_id=a%00b&url=https://x.example/a"
     assert client.post("/api/v1/flattr", json={"url": auto}, headers=kim).status_code == 404
     assert client.get("/api/v1/things/99999999999999999999999").status_code == 404
+
+
+def test_calendar_edges_and_non_ascii_digits(client, make_user, api_for):
+    """Issue 10: these gave 500s. Amounts, sizes and periods take ASCII digits only."""
+    from urllib.parse import quote
+
+    from button_helpers import signin
+
+    kim = make_user("kim", 500)
+    api = api_for(kim)
+    thing = things.register_thing(kim, {"url": "https://kim.example/p", "title": "P"})
+    for name in ("9999-12", "0000-01", "0001-01", "\u0662\u0660\u0662\u0666-01", "2026-01\n"):
+        r = api.get("/periods/" + quote(name, safe=""))
+        assert (r.status_code, r.get_json().get("error"), r.get_json().get("field")) == (422, "validation", "period"), name
+    assert api.get("/periods/2026-01").status_code == 200
+    for value in ("\u00b2", "\u0661\u0660\u0660", "\uff11\uff10"):
+        r = client.get("/oembed", query_string={"url": f"http://node.test/things/{thing.id}", "maxwidth": value})
+        assert (r.status_code, r.get_json()["field"]) == (422, "maxwidth"), value
+        assert client.get("/badge.svg", query_string={"url": "https://x.example/", "size": value}).status_code == 422
+    for value in ("\u0662", "\uff12", "\u00b2", "2\n"):
+        r = api.post("/deposits", json={"amount": value})
+        assert (r.status_code, r.get_json()["field"]) == (422, "amount"), value
+    signin(client, "kim")
+    for name in ("0000-01", "9999-12", "\u0662\u0660\u0662\u0666-01"):
+        r = client.get("/dashboard/history", query_string={"period": name})
+        assert r.status_code == 422, name
+        assert "period" in r.get_data(as_text=True)

@@ -54,9 +54,11 @@ def test_confirmation_asks_to_sign_in_then_comes_back(client, make_user):
 
 
 def test_confirmation_page_shows_what_one_flattr_is_worth_and_records_it(client, make_user, cfg):
-    ann, bob = make_user("ann"), make_user("bob")
+    ann, bob = make_user("ann", 200), make_user("bob")
     kim = make_user("kim", 300, budget=300)
-    flattring.flattr_thing(cfg, kim, register(bob).id)  # one flattr already this month
+    bobs = register(bob)
+    flattring.flattr_thing(cfg, kim, bobs.id)  # one flattr already this month
+    flattring.flattr_thing(cfg, ann, bobs.id)  # ann gave this month: kim's flattr will count (R8)
     thing = register(ann)
     signin(client, "kim")
     page = client.get(f"/things/{thing.id}/flattr")
@@ -103,8 +105,10 @@ def test_confirmation_errors_in_words(client, make_user, cfg):
 
     signin(client, "poor")
     doc = parse(client.get(f"/things/{thing.id}/flattr"))
-    assert "You need at least €2.00 in your funds to flattr (you have €1.00)" in text(doc.find(".//*[@class='warning']"))
-    action, fields = confirm_form(doc)
+    assert "You need at least €2.00 in your funds to flattr, and you have €1.00" in text(doc.find(".//*[@class='warning']"))
+    assert doc.find(".//button[@id='confirm-flattr']") is None  # no button that cannot work
+    action = f"/things/{thing.id}/flattr"
+    fields = {"csrf_token": next(i.get("value") for i in doc.iter("input") if i.get("name") == "csrf_token")}
     response = client.post(action, data=fields)
     assert response.status_code == 402
     alert = parse(response).find(".//*[@role='alert']")

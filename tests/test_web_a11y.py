@@ -49,7 +49,7 @@ def test_every_page_has_one_h1_and_labelled_fields(app, busy):
     ops, kim, thing = busy
     simple = [r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("web.") and "GET" in r.methods and "<" not in r.rule]
     assert len(simple) >= 12
-    for who, extra in (("kim", [f"/dashboard/things/{thing.id}", "/people/kim"]), ("ops", [])):
+    for who, extra in (("kim", [f"/dashboard/things/{thing.id}", "/users/kim"]), ("ops", [])):
         client = app.test_client()
         signin(client, who)
         for path in sorted(set(simple + extra) - {"/healthz"}):
@@ -61,7 +61,7 @@ def test_every_page_has_one_h1_and_labelled_fields(app, busy):
 
 
 def test_anonymous_pages_and_error_pages(client, busy):
-    for path in ("/signin", "/signup", "/password/forgot", "/password/reset/nope", "/people/nobody", "/no-such-page"):
+    for path in ("/signin", "/signup", "/password/forgot", "/password/reset/nope", "/users/nobody", "/no-such-page"):
         assert problems(client.get(path).get_data(as_text=True)) == [], path
 
 

@@ -12,6 +12,7 @@ import pytest
 from nodeproc import free_port
 from web_helpers import csrf_token, errors_of, parse, post, signin
 
+from flattr_node import mailer
 from flattr_node.app import create_app
 from flattr_node.models import User, utcnow
 from flattr_node.models_web import Invite, PasswordReset
@@ -69,7 +70,7 @@ def test_invite_mode_needs_an_unused_members_code(app, client, cfg, make_user):
 
     signin(client, "ops")
     page = client.get("/invites").get_data(as_text=True)
-    assert "/people/kim" in page and "not used yet" in page  # who used which code
+    assert "/users/kim" in page and "not used yet" in page  # who used which code
     assert len(re.findall(r"<code>", page)) == 2  # no new codes beyond invites_per_member
 
 
@@ -162,6 +163,7 @@ def test_password_reset_by_email(mail_client, make_user):
 
     sent = post(client, "/password/forgot", {"email": "kim@example.org"})
     assert main_text(sent) == main_text(nobody)  # the page does not tell who has an account
+    assert mailer.wait(10)  # the mail goes out after the answer
     assert len(inbox.messages) == 1
     rcpt, message = inbox.messages[0]
     assert rcpt == ["kim@example.org"] and message["From"] == "node@node.test"
@@ -183,6 +185,7 @@ def test_reset_tokens_expire(mail_client, make_user):
     client, inbox = mail_client
     make_user("kim")
     post(client, "/password/forgot", {"email": "kim@example.org"})
+    assert mailer.wait(10)
     token = link_in(inbox.messages[0][1]).rsplit("/", 1)[1]
     later = utcnow() + passwords.RESET_VALID + dt.timedelta(seconds=1)
     with pytest.raises(Exception, match="expired"):
@@ -276,6 +279,7 @@ def test_a_password_reset_signs_out_every_session(mail_client, make_user):
     signed_in = client.application.test_client()
     signin(signed_in, "kim")
     post(client, "/password/forgot", {"email": "kim@example.org"})
+    assert mailer.wait(10)
     path = link_in(inbox.messages[0][1])
     assert post(client, path, {"new_password": "brand new secret", "confirm": "brand new secret"}).status_code == 302
     assert signed_in.get("/dashboard").status_code == 302

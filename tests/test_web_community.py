@@ -49,21 +49,21 @@ def test_profile_shows_things_and_flattrs_only_when_allowed(client, cfg, make_us
     post(kim, "hidden", hidden=True)
     anns = post(ann, "post")
     flattring.flattr_thing(cfg, kim, anns.id)
-    page = client.get("/people/kim").get_data(as_text=True)
+    page = client.get("/users/kim").get_data(as_text=True)
     assert "kim visible" in page and "kim hidden" not in page and "I read a lot" in page
     assert "Recently flattred" not in page and "ann post" not in page
     people.update_settings(cfg, kim, {"show_flattrs": True})
-    page = client.get("/people/kim").get_data(as_text=True)
+    page = client.get("/users/kim").get_data(as_text=True)
     assert "Recently flattred" in page and "ann post" in page
-    ann_page = client.get("/people/ann").get_data(as_text=True)
+    ann_page = client.get("/users/ann").get_data(as_text=True)
     assert "1 flattr this month, 1 in all" in " ".join(ann_page.split())
     things.archive_thing(kim, visible.id)
-    assert "archived" in client.get("/people/kim").get_data(as_text=True)
+    assert "archived" in client.get("/users/kim").get_data(as_text=True)
     assert Thing.get_by_id(visible.id).archived
 
 
 def test_unknown_and_suspended_profiles_are_not_found(client, make_user):
     kim = make_user("kim")
-    assert client.get("/people/nobody").status_code == 404
+    assert client.get("/users/nobody").status_code == 404
     User.update(is_suspended=True).where(User.id == kim.id).execute()
-    assert client.get("/people/kim").status_code == 404
+    assert client.get("/users/kim").status_code == 404

@@ -55,9 +55,9 @@ def test_deposit_shows_reference_and_instructions_and_can_be_cancelled(client, m
     page = client.get("/dashboard/deposits")
     table = text_of(page, "deposits")
     assert deposit.reference in table and "€2.00" in table and "quoting the reference" in table
-    assert form(client, f"/dashboard/deposits/{deposit.id}/cancel", {}).status_code == 302
+    assert form(client, f"/dashboard/deposits/{deposit.id}/cancel", {"confirmed": "yes"}).status_code == 302
     assert Deposit.get_by_id(deposit.id).status == "cancelled"
-    again = form(client, f"/dashboard/deposits/{deposit.id}/cancel", {})
+    again = form(client, f"/dashboard/deposits/{deposit.id}/cancel", {"confirmed": "yes"})
     assert again.status_code == 422
 
 
@@ -123,7 +123,7 @@ def test_register_edit_archive_a_thing_with_its_snippets(client, make_user):
     assert "A &amp; B" in html_snippet  # escaped inside the markup to paste
     assert form(client, f"/dashboard/things/{thing.id}", {"title": "A and B", "category": "video", "tags": ""}).status_code == 302
     assert Thing.get_by_id(thing.id).title == "A and B"
-    assert form(client, f"/dashboard/things/{thing.id}/archive", {}).status_code == 302
+    assert form(client, f"/dashboard/things/{thing.id}/archive", {"confirmed": "yes"}).status_code == 302
     assert Thing.get_by_id(thing.id).archived
     every = [n for n in parse(client.get("/dashboard/things")).iter("textarea") if (n.get("id") or "").startswith("every-")]
     texts = ["".join(n.itertext()) for n in every]
@@ -133,7 +133,7 @@ def test_register_edit_archive_a_thing_with_its_snippets(client, make_user):
 def test_tokens_are_shown_once_work_and_can_be_revoked(client, make_user):
     kim = make_user("kim")
     signin(client, "kim")
-    response = form(client, "/dashboard/tokens", {"name": "my blog"})
+    response = form(client, "/dashboard/tokens", {"name": "my blog", "scopes": ["flattr", "thing", "email", "extendedread"]})
     assert response.status_code == 200
     token = next(n for n in parse(response).iter("input") if n.get("id") == "new-token").get("value")
     assert token.startswith("fn_")
@@ -142,7 +142,7 @@ def test_tokens_are_shown_once_work_and_can_be_revoked(client, make_user):
     assert api.get("/api/v1/user", headers={"Authorization": f"Bearer {token}"}).get_json()["username"] == "kim"
     row = ApiToken.get(ApiToken.user == kim)
     assert row.name == "my blog" and row.digest != token
-    assert form(client, f"/dashboard/tokens/{row.id}/revoke", {}).status_code == 302
+    assert form(client, f"/dashboard/tokens/{row.id}/revoke", {"confirmed": "yes"}).status_code == 302
     assert api.get("/api/v1/user", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
@@ -151,7 +151,7 @@ def test_profile_settings(client, make_user):
     signin(client, "kim")
     bad = form(client, "/dashboard/profile", {"display_name": "Kim", "email": "kim@example.org", "url": "ftp://kim.example"})
     assert bad.status_code == 422 and any("http" in e for e in errors_of(bad))
-    ok = form(client, "/dashboard/profile", {"display_name": "Kim K", "email": "k@example.org", "url": "https://kim.example", "about": "hi", "show_flattrs": "y"})
+    ok = form(client, "/dashboard/profile", {"display_name": "Kim K", "email": "k@example.org", "url": "https://kim.example", "about": "hi", "show_flattrs": "y", "current_password": "correct horse"})
     assert ok.status_code == 302
     kim = User.get_by_id(kim.id)
     assert (kim.display_name, kim.email, kim.url, kim.about, kim.show_flattrs) == ("Kim K", "k@example.org", "https://kim.example/", "hi", True)

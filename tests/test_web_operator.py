@@ -13,7 +13,8 @@ from flattr_node.services.closing import close_period
 
 
 def form(client, path):
-    return post(client, path, {}, token_from="/dashboard")
+    # confirmed: the question page before suspend / make operator is tested in test_ux_confirm.py
+    return post(client, path, {"confirmed": "yes"}, token_from="/dashboard")
 
 
 def test_members_get_403_on_every_operator_page(client, make_user):

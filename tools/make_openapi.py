@@ -118,6 +118,15 @@ period = {
     "fees": CENTS,
     "currency": CURRENCY,
 }
+subscription = {
+    "id": I,
+    "thing": obj({"id": I, "url": S, "title": S}),
+    "months": {"type": "integer", "enum": [3, 6, 12]},
+    "remaining": I,
+    "started_period": PERIOD,
+    "status": {"type": "string", "enum": ["active", "ended"]},
+    "end_reason": {"type": ["string", "null"], "enum": ["done", "cancelled", "archived", "own", None]},
+}
 error = {
     "type": "object",
     "properties": {
@@ -146,7 +155,6 @@ bodies = {
             "display_name": {"type": "string", "maxLength": 100},
             "about": {"type": "string", "maxLength": 2000},
             "url": S,
-            "email": S,
             "show_flattrs": B,
         },
         "additionalProperties": False,
@@ -155,6 +163,7 @@ bodies = {
     "ThingChanges": obj(dict(thing_fields), [], additionalProperties=False),
     "FlattrUrl": obj({"url": S}, ["url"]),
     "Amount": obj({"amount": CENTS}, ["amount"]),
+    "NewSubscription": obj({"thing_id": {"type": "integer"}, "months": {"type": "integer", "enum": [3, 6, 12]}}, ["thing_id", "months"]),
 }
 
 COMMON = {"400": "invalid_request", "401": "unauthorized", "404": "not_found", "422": "validation", "429": "rate_limit_exceeded", "503": "server_busy"}
@@ -193,7 +202,7 @@ idem = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": 
 paths = {
     "/user": {
         "get": op("Get oneself", "the caller", ref("UserPrivate")),
-        "patch": op("Change one's settings", "the caller, changed", ref("UserPrivate"), body="UserChanges"),
+        "patch": op("Change one's settings (not the e-mail address: that only on the web, with the password)", "the caller, changed", ref("UserPrivate"), body="UserChanges", errors=["403"]),
     },
     "/users/{username}": {"get": op("Get a public profile", "a person", ref("UserPublic"), auth=False, params=[USERNAME])},
     "/users/{username}/things": {
@@ -237,6 +246,16 @@ paths = {
     "/admin/payouts/{payout_id}/failed": {
         "post": op("Mark a payout failed", "the payout; its amount is back in revenue", ref("Payout"), errors=["403"], params=[path_param("payout_id", S)], tag="operator")
     },
+    "/subscriptions": {
+        "post": op(
+            "Subscribe to a thing", "the subscription; this period's flattr is made now if the thing was not flattred yet",
+            ref("Subscription"), status="201", body="NewSubscription", errors=["403"],
+        ),
+        "get": op("List subscriptions", "one's subscriptions", {"type": "array", "items": ref("Subscription")}),
+    },
+    "/subscriptions/{sub_id}": {
+        "delete": op("End a subscription", "the subscription, ended", ref("Subscription"), params=[path_param("sub_id", S)])
+    },
     "/openapi.json": {
         "get": {
             "summary": "This document",
@@ -268,6 +287,7 @@ doc = {
             "Deposit": obj(deposit),
             "Payout": obj(payout),
             "Period": obj(period),
+            "Subscription": obj(subscription),
             "Error": error,
             **bodies,
         },

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .. import ledger, periods
+from ..bank.accounts import payout_fields
+from ..bank.instructions import deposit_payment, has_qr
 from ..config import Config
 from ..db import execute
 from ..models import Deposit, Flattr, Payout, Thing, User, utcnow
@@ -32,6 +34,7 @@ def user_private(cfg: Config, user: User) -> dict:
         flattrs_this_period=Flattr.select().where((Flattr.giver == user) & (Flattr.period == period)).count(),
         is_operator=user.is_operator,
         period=period,
+        **payout_fields(user.id),  # where withdrawals and refunds are sent (SPEC §7)
     )
     return data
 
@@ -102,6 +105,8 @@ def deposit(cfg: Config, d: Deposit) -> dict:
         "confirmed_at": periods.iso(d.confirmed_at, cfg.tz),
         "topup_period": d.topup_period,
         "instructions": cfg.bank_instructions,
+        **deposit_payment(cfg, d),  # the node's bank account and the reference in groups of four
+        "qr_code": f"{cfg.base_url.rstrip('/')}/dashboard/deposits/{d.id}/qr.png" if has_qr(cfg) else None,
     }
 
 

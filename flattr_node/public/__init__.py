@@ -95,12 +95,14 @@ def thing_page(thing_id):
 
 def _confirm(ref, *, post_url: str, already: bool, error: FlattrError | None = None, status: int = 200, archived: bool = False):
     user = me()
+    owner = ref.user_id if isinstance(ref, pb.AutoSubmit) else ref.owner
     return (
         render_template(
             "public/confirm.html",
             ref=ref,
+            owner_gave=flattring.owner_has_given(cfg(), owner),
             archived=archived,
-            own=user is not None and user.username == (ref.user_id if isinstance(ref, pb.AutoSubmit) else ref.owner),
+            own=user is not None and user.username == owner,
             is_new=isinstance(ref, pb.AutoSubmit),
             worth=worth(user),
             already=already,
@@ -260,7 +262,7 @@ def _dimension(name: str) -> int | None:
     value = request.args.get(name)
     if value is None or value == "":
         return None
-    if not value.isdigit() or not 0 < int(value) <= 10000:
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= 10000:
         raise Validation(f"{name} must be a whole number of pixels between 1 and 10000", field=name)
     return int(value)
 
@@ -298,7 +300,11 @@ def verify_sites():
     user = me()
     error, status = None, 200
     if request.method == "POST":
+        from ..web.auth import client_address, rate_limit
+
         try:
+            rate_limit("sites-address", client_address())
+            rate_limit("sites-user", str(user.id))
             site = sites.verify_site(cfg(), user, request.form.get("url", ""))
         except FlattrError as e:
             error, status = e, e.status

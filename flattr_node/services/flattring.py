@@ -76,7 +76,10 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
         raise NoMoney(
             f"you need at least {format_amount(cfg.min_monthly_budget, cfg.currency)} in your funds to flattr "
             f"(you have {format_amount(funds, cfg.currency)}): open a deposit with POST /api/v1/deposits "
-            "or on your dashboard, or move revenue into your funds"
+            "or on your dashboard, or move revenue into your funds",
+            words="You need at least {} in your funds to flattr, and you have {}: add funds on your dashboard's "
+            "Deposits page (or move revenue into your funds), then flattr again.",
+            amounts=(cfg.min_monthly_budget, funds),
         )
     # The insert itself makes sure, with the period's row share-locked on
     # PostgreSQL, that the period is still open: a close that claims it
@@ -139,7 +142,13 @@ def thing_for_autosubmit(params: dict) -> tuple[Thing | None, User, dict]:
     fields["url"] = normalize_url(fields.get("url"))
     if not fields.get("title"):
         fields["title"] = fields["url"]
-    existing = Thing.select(Thing, User).join(User).where(Thing.url == fields["url"]).first()
+    existing = things_service.by_url(fields["url"])
+    if existing is not None and existing.owner_id != owner.id:
+        # The button says whom it pays: never anyone else (a thing grabbed first).
+        raise Forbidden(
+            f"{fields['url']} is registered on this node by {existing.owner.username}, not by {owner.username}: "
+            f"this button would pay someone other than {owner.username}, so it is refused"
+        )
     return existing, owner, fields
 
 
@@ -173,7 +182,7 @@ def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime |
     sites.check_autosubmit_owner(fields["url"], owner)
     with database.atomic():
         # The thing is created for its owner on its first flattr; both or neither.
-        thing = Thing.get_or_none(Thing.url == fields["url"])
+        thing = things_service.by_url(fields["url"])
         if thing is None:
             thing = things_service.register_thing(owner, fields)
         return _record(cfg, giver, thing.id, now)
@@ -238,3 +247,19 @@ def worth_now(cfg: Config, user: User, extra: int = 1, now: dt.datetime | None =
         "enough_funds": funds >= cfg.min_monthly_budget,  # R3
         "min_funds": cfg.min_monthly_budget,
     }
+
+
+def owner_has_given(cfg: Config, owner_username: str, now: dt.datetime | None = None) -> bool:
+    """R8 before the click: True when a flattr of this owner's thing would
+    count as things stand (the rule is off, or they gave a flattr this
+    period). False: it counts only if they give one before the month ends."""
+    if not cfg.revenue_requires_giving:
+        return True
+    period = periods.name_of(now or utcnow(), cfg.tz)
+    return (
+        Flattr.select()
+        .join(User, on=(Flattr.giver == User.id))
+        .where((User.username == str(owner_username).lower()) & (Flattr.period == period))
+        .exists()
+    )
+

@@ -5,35 +5,42 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import secrets
 import uuid
 
 from peewee import IntegrityError
 
 from .. import ledger, periods
+from ..bank import payouts as bank_payouts
+from ..bank import references
 from ..config import Config
 from ..db import database, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
 from ..models import Account, Deposit, Payout, User, utcnow
 from ..money import format_amount
+from . import notices
 from .validate import row_id, whole_number
 
 log = logging.getLogger(__name__)
 
 MAX_DEPOSIT = 10_000_000
 MAX_PENDING_DEPOSITS = 20
-_REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 _REFERENCE = re.compile(r"^FN-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 
 def new_reference() -> str:
-    """FN-XXXX-XXXX: short, unambiguous to read aloud or type into a bank form."""
-    chars = "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
-    return f"FN-{chars[:4]}-{chars[4:]}"
+    """An ISO 11649 creditor reference (RF…), which banks carry end to end."""
+    return references.new_reference()
 
 
 def _clean_reference(text: str) -> str:
+    """The stored form of a reference as typed: RF references compact and
+    upper case; the FN-XXXX-XXXX of older deposits with its dashes."""
+    rf = references.normalize(text)
+    if rf is not None:
+        return rf
     text = re.sub(r"[\s-]", "", str(text).upper()).translate(str.maketrans("OIL", "011"))
+    if text.startswith("RF"):  # O for 0, l for 1: our references have neither letter
+        return references.normalize(text) or text
     if text.startswith("FN") and len(text) == 10:
         return f"FN-{text[2:6]}-{text[6:]}"
     return text
@@ -55,7 +62,9 @@ def _create_deposit(user_id: int, amount: int, topup_period: str | None = None) 
 def open_deposit(user: User, amount) -> Deposit:
     amount = whole_number(amount, "amount")
     if not 1 <= amount <= MAX_DEPOSIT:
-        raise Validation(f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount")
+        raise Validation(
+            f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount", words="A deposit must be between {} and {}.", amounts=(1, MAX_DEPOSIT)
+        )
     with database.atomic():
         pending = Deposit.select().where((Deposit.user == user) & (Deposit.status == "pending")).count()
         if pending >= MAX_PENDING_DEPOSITS:
@@ -66,9 +75,9 @@ def open_deposit(user: User, amount) -> Deposit:
 def find_deposit(id_or_reference) -> Deposit:
     text = str(id_or_reference).strip()
     query = Deposit.select()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         query = query.where(Deposit.id == (row_id(text) or 0))
-    elif _REFERENCE.match(_clean_reference(text)):
+    elif _REFERENCE.match(_clean_reference(text)) or references.normalize(_clean_reference(text)):
         query = query.where(Deposit.reference == _clean_reference(text))
     else:  # not a reference (a NUL would even upset PostgreSQL): nothing to find
         raise NotFound(f"no deposit {text!r}")
@@ -95,6 +104,7 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
             now=now,
         )
         Deposit.update(status="confirmed", confirmed_at=now or utcnow(), txn=txn).where(Deposit.id == deposit.id).execute()
+        notices.queue(deposit.user_id, "deposit_confirmed", f"deposit:{deposit.id}", {"amount": deposit.amount, "reference": deposit.reference})
     log.info("deposit %d (%s) confirmed: %d cents to user %d", deposit.id, deposit.reference, deposit.amount, deposit.user_id)
     return Deposit.get_by_id(deposit.id), True
 
@@ -134,12 +144,14 @@ def request_payout(cfg: Config, user: User, amount) -> Payout:
     amount = whole_number(amount, "amount")
     if amount < cfg.min_payout:
         raise Validation(f"the smallest payout is {format_amount(cfg.min_payout, cfg.currency)}", field="amount")
+    account = bank_payouts.require_account(user)  # SPEC §7: no payout without a payout account
     with database.atomic():
         lock_accounts([ledger.user_code(user.id, "revenue"), "node:payouts"])  # two requests cannot both spend it
         revenue = locked(Account.select(Account.balance).where(Account.code == ledger.user_code(user.id, "revenue"))).scalar() or 0
         if amount > revenue:
             raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot withdraw {format_amount(amount, cfg.currency)}")
         payout = Payout.create(user=user, amount=amount)
+        bank_payouts.record_transfer(payout, "revenue", account)
         ledger.post(
             f"payout:{payout.id}:request",
             "payout",
@@ -161,14 +173,16 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
             return payout, False
         if payout.status != "requested":
             raise Validation(f"payout {payout.id} is already {payout.status}")
-        lock_accounts(["node:payouts", "node:external" if status == "paid" else ledger.user_code(payout.user_id, "revenue")])
-        back_to = ledger.node_account("external") if status == "paid" else ledger.user_account(payout.user_id, "revenue")
+        source = bank_payouts.source_of(payout.id)  # revenue, or funds for a refund: where a failed one returns
+        lock_accounts(["node:payouts", "node:external" if status == "paid" else ledger.user_code(payout.user_id, source)])
+        back_to = ledger.node_account("external") if status == "paid" else ledger.user_account(payout.user_id, source)
         ledger.post(
             f"payout:{payout.id}:{status}",
             "payout",
             [(ledger.node_account("payouts").id, -payout.amount), (back_to.id, payout.amount)],
         )
         Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
+        notices.queue(payout.user_id, "payout", f"payout:{payout.id}:{status}", {"amount": payout.amount, "status": status})
     log.info("payout %d %s: %d cents", payout.id, status, payout.amount)
     return Payout.get_by_id(payout.id), True
 
@@ -178,14 +192,15 @@ def mark_paid(payout_id) -> tuple[Payout, bool]:
 
 
 def mark_failed(payout_id) -> tuple[Payout, bool]:
-    """A failed payout returns its amount to the person's revenue (R11)."""
+    """A failed payout returns its amount to the person's revenue (R11), a
+    failed refund to their funds."""
     return _settle(payout_id, "failed")
 
 
 def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | None = None) -> bool:
     amount = whole_number(amount, "amount")
     if amount < 1:
-        raise Validation("amount must be at least 1 cent", field="amount")
+        raise Validation("amount must be at least 1 cent", field="amount", words="Amount must be at least {}.", amounts=(1,))
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 64):
         raise Validation("Idempotency-Key must be 1-64 characters", field="Idempotency-Key")
     key = f"revenue-to-funds:{user.id}:{idempotency_key or uuid.uuid4().hex}"

@@ -59,6 +59,11 @@ def _other(actor: User, user_id) -> User:
     return user
 
 
+def other_person(actor: User, user_id) -> User:
+    """The person an operator is about to change: never the operator themselves."""
+    return _other(actor, user_id)
+
+
 def set_suspended(actor: User, user_id, suspended: bool) -> User:
     """A suspended person cannot sign in, use tokens or be flattred through
     auto-submit; their money stays where it is."""

@@ -11,9 +11,8 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-import smtplib
-from email.message import EmailMessage
 
+from .. import mailer
 from ..config import Config
 from ..db import database
 from ..errors import Validation
@@ -30,33 +29,53 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def change_password(user: User, current: str, new: str) -> None:
+def _check_current(user: User, current: str) -> None:
     if people.authenticate(user.username, current or "") is None:
         raise Validation("that is not your current password", field="current_password")
+
+
+def change_password(user: User, current: str, new: str, cfg: Config | None = None) -> None:
+    _check_current(user, current)
     people.set_password(user, new)
+    if cfg is not None:
+        mailer.send_later(
+            cfg,
+            user.email,
+            "Your flattr-node password was changed",
+            f"The password of {user.username!r} on {cfg.base_url} was just changed, and its other sessions signed out.\n\n"
+            "If you did not change it, reset it now with \"Forgot your password?\" on the sign-in page, "
+            "and tell the node's operator.\n",
+        )
 
 
-def mail_enabled(cfg: Config) -> bool:
-    return bool(cfg.smtp_host)
+def change_email(cfg: Config, user: User, current: str, new_email: str) -> User:
+    """The one way to change a person's e-mail address: with their current
+    password. The old address is told (a taken-over session cannot quietly
+    redirect password resets)."""
+    new_email = people.check_email(new_email)
+    _check_current(user, current)
+    old = user.email
+    if new_email == old:
+        return user
+    User.update(email=new_email).where(User.id == user.id).execute()
+    mailer.send_later(
+        cfg,
+        old,
+        "Your flattr-node e-mail address was changed",
+        f"The e-mail address of {user.username!r} on {cfg.base_url} was just changed from {old} to {new_email}.\n\n"
+        "Password resets now go to the new address. If you did not change it, tell the node's operator at once.\n",
+    )
+    return User.get_by_id(user.id)
 
 
-def send_mail(cfg: Config, to: str, subject: str, body: str) -> None:
-    message = EmailMessage()
-    message["From"] = cfg.smtp_from
-    message["To"] = to
-    message["Subject"] = subject
-    message.set_content(body)
-    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=20) as smtp:
-        if cfg.smtp_starttls:
-            smtp.starttls()
-        if cfg.smtp_user:
-            smtp.login(cfg.smtp_user, cfg.smtp_password)
-        smtp.send_message(message)
+mail_enabled = mailer.enabled
 
 
 def request_reset(cfg: Config, email: str, link_for, now: dt.datetime | None = None) -> bool:
     """E-mail a reset link to every person with that address. `link_for(token)`
-    makes the link. Returns whether a mail was sent (not for the page to say)."""
+    makes the link. The mail is queued (mailer): the answer is the same, and
+    as quick, whether or not the address has an account or the SMTP server
+    is up. Returns whether a mail was queued (not for the page to say)."""
     if not mail_enabled(cfg):
         raise Validation("this node sends no e-mail: ask its operator to reset your password", field="email")
     email = people.check_email(email)
@@ -81,7 +100,7 @@ def request_reset(cfg: Config, email: str, link_for, now: dt.datetime | None = N
             f"Choose a new password here within the next hour:\n\n{link_for(token)}\n\n"
             "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.\n"
         )
-        send_mail(cfg, user.email, "Reset your flattr-node password", body)
+        mailer.send_later(cfg, user.email, "Reset your flattr-node password", body)
         sent = True
     return sent
 
@@ -111,3 +130,25 @@ def reset_password(token: str, new: str, now: dt.datetime | None = None) -> User
         PasswordReset.update(used_at=now).where((PasswordReset.user == user) & PasswordReset.used_at.is_null()).execute()
         people.set_password(user, new)
     return user
+
+
+OPERATOR_RESET_VALID = dt.timedelta(hours=24)
+
+
+def operator_reset_token(user: User, now: dt.datetime | None = None) -> str:
+    """A one-time reset token made by an operator, who hands its link to the
+    person another way (a node without SMTP sends no mail). Valid for a day;
+    the first reset with any of the person's tokens burns them all."""
+    if user.is_suspended:
+        raise Validation(f"{user.username} is suspended: unsuspend them first")
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    PasswordReset.create(user=user, digest=_digest(token), created_at=now, expires_at=now + OPERATOR_RESET_VALID)
+    log.info("password reset link made by an operator for %s", user.username)
+    return token
+
+
+def reset_link(cfg: Config, token: str) -> str:
+    """The page where a reset token is used (web.password_reset)."""
+    return f"{cfg.base_url.rstrip('/')}/password/reset/{token}"
+

@@ -11,9 +11,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from peewee import IntegrityError
 
 from .. import ledger
+from .. import scopes as scope_names
 from ..config import Config
 from ..db import database, select_composed
-from ..errors import NotFound, Validation
+from ..errors import Forbidden, NotFound, Validation
 from ..models import ApiToken, User, utcnow
 from ..urls import optional_url
 from .validate import is_utf8, text, whole_number
@@ -103,7 +104,10 @@ def authenticate(username: str, password: str) -> User | None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
-    return user if user.is_active else None
+    if not user.is_active:
+        # Told only to whoever knows the password: it reveals nothing to a guesser.
+        raise Forbidden("this account is suspended by the node's operator: ask them why; until then it cannot sign in")
+    return user
 
 
 def set_password(user: User, password: str) -> None:
@@ -115,21 +119,32 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(user: User, name: str = "") -> str:
-    """A new personal API token; only its SHA-256 is stored."""
+def create_token(user: User, name: str = "", scopes=None) -> str:
+    """A new personal API token with `scopes` (all when None); only its
+    SHA-256 is stored."""
     name = text(name, "name", 100)
     token = "fn_" + secrets.token_urlsafe(32)
-    ApiToken.create(user=user, name=name, digest=_digest(token))
+    ApiToken.create(user=user, name=name, digest=_digest(token), scopes=scope_names.to_text(scope_names.parse(scopes)))
     return token
 
 
 def user_for_token(token: str) -> User | None:
+    """The token's person, with `token_scopes` (a frozenset) set on it; None
+    if the token is unknown, revoked, expired or its person suspended."""
     # Every API call with a token starts here: the query is composed once.
     digest = _digest(token)
-    query = User.select().join(ApiToken).where((ApiToken.digest == digest) & ApiToken.revoked_at.is_null())
+    query = (
+        User.select(User, ApiToken.scopes, ApiToken.expires_at)
+        .join(ApiToken)
+        .where((ApiToken.digest == digest) & ApiToken.revoked_at.is_null())
+    )
     user = next(iter(select_composed("people.user_for_token", query, (digest,))), None)
     if user is None or not user.is_active:
         return None
+    row = user.apitoken
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
+    user.token_scopes = scope_names.from_text(row.scopes)
     return user
 
 
@@ -144,8 +159,14 @@ def revoke_token(user: User, token_id: int) -> None:
 
 
 def update_settings(cfg: Config, user: User, changes: dict) -> User:
-    """PATCH /user: budget (R4), top-up (R5) and profile fields. All or nothing."""
-    allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "email", "show_flattrs"}
+    """PATCH /user: budget (R4), top-up (R5) and profile fields. All or nothing.
+    The e-mail address is not one of them: it can take the account over (a
+    reset goes to it), so it changes only through passwords.change_email."""
+    if "email" in changes:
+        raise Forbidden(
+            "email can be changed only on the node's web page (your profile), with your current password", field="email"
+        )
+    allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "show_flattrs"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise Validation(f"{unknown[0]} cannot be changed here", field=unknown[0])
@@ -156,6 +177,8 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
             raise Validation(
                 f"monthly_budget must be between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
                 field="monthly_budget",
+                words="Monthly budget must be between {} and {}.",
+                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
             )
         values["monthly_budget"] = budget
     if "monthly_topup" in changes:
@@ -164,6 +187,8 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
             raise Validation(
                 f"monthly_topup must be 0 or between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
                 field="monthly_topup",
+                words="Monthly top-up must be between {} and {}, or empty for none.",
+                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
             )
         values["monthly_topup"] = topup
         if topup != user.monthly_topup:
@@ -174,8 +199,6 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
         values["about"] = text(changes["about"], "about", 2000, single_line=False)
     if "url" in changes:
         values["url"] = optional_url(changes["url"], "url")
-    if "email" in changes:
-        values["email"] = check_email(changes["email"])
     if "show_flattrs" in changes:
         if not isinstance(changes["show_flattrs"], bool):
             raise Validation("show_flattrs must be true or false", field="show_flattrs")

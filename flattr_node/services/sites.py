@@ -1,40 +1,48 @@
-"""Verified sites: who may receive auto-submitted things for a web site.
+"""Verified sites: who may receive things for a web site.
 
-A person verifies a site by putting a `rel="payment"` link to their profile on
-the node (`<base_url>/users/<username>`, or one of their auto-submit URLs) on
-the site's home page. The node fetches the home page with requests: http and
-https only, short timeouts, a size cap, redirects followed by hand and only to
-http(s), and, on a node with a public address, never to a private or local
-address (no reaching into the node's own network). Once a site is verified, an auto-submit button for a URL on it creates
-a thing only for the person who verified it; anyone else is refused.
-Whoever controls the home page decides: a new check moves the site to the
-person it now links to.
+A person verifies a site by putting a `<link rel="payment">` to their profile
+on the node (`<base_url>/users/<username>`, or one of their auto-submit URLs)
+in the `<head>` of the site's home page. Only the head counts: a link in the
+body may be a reader's comment. The node fetches the home page through
+netguard (one deadline, a size cap, public addresses only unless
+`allow_private_network` is set) and follows redirects only within the site.
+http and https of a host, and its www. twin, are one site.
+
+Once a site is verified, things on it (registered by hand, through the API or
+by an auto-submit button) are only for the person who verified it. Whoever
+controls the home page decides: a new check moves the site to the person it
+now links to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import ipaddress
-import socket
-from html.parser import HTMLParser
+import threading
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import requests
+import html5lib
 from peewee import CharField, DateTimeField, ForeignKeyField
 
+from .. import netguard
 from ..config import Config
 from ..db import database
-from ..errors import Forbidden, Validation
+from ..errors import Forbidden, RateLimited, Validation
 from ..models import BaseModel, User, utcnow
-from ..urls import normalize_url
+from ..netguard import FetchError
+from ..urls import normalize_url, site_host
 
-FETCH_TIMEOUT = (3.05, 5)  # (connect, read) seconds
+VERIFY_DEADLINE = 10.0  # seconds for the whole fetch of a home page, redirects included
 MAX_HOME_PAGE = 512 * 1024  # bytes read from a home page at most
 MAX_REDIRECTS = 3
+MAX_RUNNING = 4  # site checks at once in one process; more are refused, not queued
+_running = threading.BoundedSemaphore(MAX_RUNNING)
+_running_people: set[int] = set()
+_people_lock = threading.Lock()
 
 
 class VerifiedSite(BaseModel):
-    """A web site (scheme-less host[:port]) and the person who verified it."""
+    """A web site (host[:port] without "www.") and the person who verified it."""
 
     host = CharField(max_length=300, unique=True)
     user = ForeignKeyField(User, backref="sites", on_delete="RESTRICT")
@@ -46,97 +54,61 @@ SITE_MODELS = [VerifiedSite]
 
 
 def site_of(url: str, field: str = "url") -> str:
-    """The site a URL belongs to: its host[:port], lower case (normalised)."""
-    return urlsplit(normalize_url(url, field)).netloc
+    """The site a URL belongs to: its host[:port], lower case, without "www."."""
+    return site_host(normalize_url(url, field))
 
 
-class _PaymentLinks(HTMLParser):
-    """Collects the href of every <link> and <a> whose rel has `payment`."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag not in ("link", "a"):
-            return
-        values = dict(attrs)
-        rels = (values.get("rel") or "").lower().split()
-        if "payment" in rels and values.get("href"):
-            self.hrefs.append(values["href"].strip())
-
-    handle_startendtag = handle_starttag
+def head_payment_links(page: str) -> list[str]:
+    """The href of every <link rel="payment"> in the page's own <head>, as
+    an HTML5 parser builds it: a link in the body (a reader's comment), in a
+    comment or after the head has ended does not count."""
+    doc = html5lib.parse(page, namespaceHTMLElements=False)
+    head = doc.find("head")
+    hrefs = []
+    for link in head.iter("link") if head is not None else ():
+        if "payment" in (link.get("rel") or "").lower().split() and (link.get("href") or "").strip():
+            hrefs.append(link.get("href").strip())
+    return hrefs
 
 
-class FetchError(Validation):
-    """The home page could not be fetched (field: url)."""
+def _same_site(from_url: str, to_url: str) -> bool:
+    """A home page may redirect within its site (http to https, to www.), never off it."""
+    return site_host(from_url) == site_host(to_url)
 
 
-def _is_private(ip: str) -> bool:
-    address = ipaddress.ip_address(ip.split("%")[0])
-    return not address.is_global or address.is_multicast
+def fetch_home_page(url: str, *, allow_private: bool = False) -> tuple[str, str]:
+    """GET a site's home page: (final URL, text). One deadline for it all,
+    redirects only within the site, size capped (see netguard)."""
+    page = netguard.fetch(
+        url,
+        timeout=VERIFY_DEADLINE,
+        max_bytes=MAX_HOME_PAGE,
+        allow_private=allow_private,
+        max_redirects=MAX_REDIRECTS,
+        redirect_ok=_same_site,
+        headers={"User-Agent": "flattr-node site verification", "Accept": "text/html"},
+    )
+    if page.status != 200:
+        raise FetchError(f"{page.url} answered HTTP {page.status}", field="url")
+    return page.url, page.text
 
 
-def node_is_private(cfg: Config) -> bool:
-    """A node whose own address is localhost or a private IP (a test or LAN
-    node) may verify sites on private addresses; a public node may not."""
-    host = (urlsplit(cfg.base_url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+@contextlib.contextmanager
+def _one_check_at_a_time(user: User):
+    """At most MAX_RUNNING checks in this process, one per person: a person
+    cannot hold several worker threads on slow sites."""
+    with _people_lock:
+        if user.id in _running_people:
+            raise RateLimited("a check of one of your sites is still running: wait for it to finish")
+        if not _running.acquire(blocking=False):
+            raise RateLimited("too many sites are being checked right now: try again in a minute")
+        _running_people.add(user.id)
     try:
-        return _is_private(host)
-    except ValueError:
-        return False
-
-
-def _check_address(url: str, allow_private: bool) -> None:
-    """Refuse hosts that resolve to loopback, private or link-local addresses
-    (a server-side fetch must not reach the node's own network)."""
-    if allow_private:
-        return
-    parts = urlsplit(url)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise FetchError(f"cannot fetch {url}: its host name does not resolve", field="url") from None
-    if any(_is_private(info[4][0]) for info in infos):
-        raise FetchError(f"{parts.hostname} is a private or local address: the node does not fetch those", field="url")
-
-
-def fetch_home_page(url: str, session: requests.Session | None = None, *, allow_private: bool = False) -> tuple[str, str]:
-    """GET an http(s) page: (final URL, text). Redirects only to http(s) and
-    public addresses (unless allow_private), size capped."""
-    http = session or requests.Session()
-    for _ in range(MAX_REDIRECTS + 1):
-        _check_address(url, allow_private)
-        try:
-            response = http.get(
-                url,
-                timeout=FETCH_TIMEOUT,
-                allow_redirects=False,
-                stream=True,
-                headers={"User-Agent": "flattr-node site verification", "Accept": "text/html"},
-            )
-        except requests.Timeout:
-            raise FetchError(f"{url} did not answer in time", field="url") from None
-        except requests.RequestException as e:
-            raise FetchError(f"cannot fetch {url}: {e.__class__.__name__}", field="url") from None
-        with response:
-            if response.is_redirect:
-                target = urljoin(url, response.headers.get("Location", ""))
-                if urlsplit(target).scheme.lower() not in ("http", "https"):
-                    raise FetchError(f"{url} redirects to a URL that is not http(s)", field="url")
-                url = normalize_url(target)
-                continue
-            if response.status_code != 200:
-                raise FetchError(f"{url} answered HTTP {response.status_code}", field="url")
-            body = b""
-            for chunk in response.iter_content(16384):
-                body += chunk
-                if len(body) > MAX_HOME_PAGE:
-                    raise FetchError(f"{url} is larger than {MAX_HOME_PAGE // 1024} KiB", field="url")
-            return url, body.decode(response.encoding or "utf-8", errors="replace")
-    raise FetchError(f"{url} redirects more than {MAX_REDIRECTS} times", field="url")
+        yield
+    finally:
+        with _people_lock:
+            _running_people.discard(user.id)
+            _running.release()
 
 
 def _links_to(cfg: Config, user: User, page_url: str, hrefs: list[str]) -> bool:
@@ -156,17 +128,16 @@ def _links_to(cfg: Config, user: User, page_url: str, hrefs: list[str]) -> bool:
     return False
 
 
-def verify_site(cfg: Config, user: User, url: str, now: dt.datetime | None = None, session=None) -> VerifiedSite:
+def verify_site(cfg: Config, user: User, url: str, now: dt.datetime | None = None) -> VerifiedSite:
     """Fetch the home page of `url`'s site and record `user` as its owner if it links to them."""
     home = normalize_url(url)
     parts = urlsplit(home)
     home = f"{parts.scheme}://{parts.netloc}/"
-    host = parts.netloc
+    host = site_host(home)
     # Outside any transaction: it can be slow.
-    final_url, text = fetch_home_page(home, session, allow_private=node_is_private(cfg))
-    parser = _PaymentLinks()
-    parser.feed(text)
-    if not _links_to(cfg, user, final_url, parser.hrefs):
+    with _one_check_at_a_time(user):
+        final_url, text = fetch_home_page(home, allow_private=cfg.allow_private_network)
+    if not _links_to(cfg, user, final_url, head_payment_links(text)):
         raise Validation(
             f'{home} has no rel="payment" link to {cfg.base_url.rstrip("/")}/users/{user.username}: '
             f'add <link rel="payment" href="{cfg.base_url.rstrip("/")}/users/{user.username}"> to its <head> and try again',
@@ -187,18 +158,29 @@ def verifier_of(url: str) -> User | None:
         host = site_of(url)
     except Validation:
         return None
-    row = VerifiedSite.select(VerifiedSite, User).join(User).where(VerifiedSite.host == host).first()
+    # "www." + host: a row verified before www. and the bare host were one site.
+    row = (
+        VerifiedSite.select(VerifiedSite, User)
+        .join(User)
+        .where(VerifiedSite.host.in_([host, "www." + host]))
+        .order_by(VerifiedSite.verified_at.desc())
+        .first()
+    )
     return row.user if row is not None else None
 
 
-def check_autosubmit_owner(url: str, owner: User) -> None:
-    """Auto-submit for a site verified by someone else is refused (Forbidden)."""
+def check_site_owner(url: str, owner: User) -> None:
+    """A thing on a site verified by someone else is refused (Forbidden):
+    registered by hand, through the API or by an auto-submit button."""
     verifier = verifier_of(url)
     if verifier is not None and verifier.id != owner.id:
         raise Forbidden(
             f"{site_of(url)} is verified by another person on this node: "
-            f"only they can receive flattrs for its pages through auto-submit"
+            f"only they can register its pages or receive flattrs for them"
         )
+
+
+check_autosubmit_owner = check_site_owner
 
 
 def sites_of(user: User) -> list[VerifiedSite]:

@@ -7,7 +7,7 @@ from peewee import IntegrityError
 from ..db import database, select_composed
 from ..errors import Forbidden, NotFound, Validation
 from ..models import CATEGORIES, Thing, User
-from ..urls import normalize_url
+from ..urls import normalize_url, twins
 from .validate import flag, row_id, text
 
 MAX_TAGS = 10
@@ -60,10 +60,19 @@ def _fields(data: dict, *, creating: bool) -> dict:
     return values
 
 
+def by_url(url: str) -> Thing | None:
+    """The thing registered for a normalised URL or one of its twins
+    (http/https, www.), with its owner; the first registered wins."""
+    return Thing.select(Thing, User).join(User).where(Thing.url.in_(twins(url))).order_by(Thing.id).first()
+
+
 def register_thing(owner: User, data: dict) -> Thing:
+    from .sites import check_site_owner
+
     values = _fields(data, creating=True)
+    check_site_owner(values["url"], owner)
     with database.atomic():
-        existing = Thing.get_or_none(Thing.url == values["url"])
+        existing = by_url(values["url"])
         if existing is not None:
             raise Validation(f"{values['url']} is already registered as thing {existing.id}", field="url")
         try:
@@ -88,7 +97,7 @@ def lookup(url: str) -> Thing:
         normalized = normalize_url(url)
     except Validation:
         raise NotFound("no thing is registered for that URL") from None
-    thing = Thing.select(Thing, User).join(User).where(Thing.url == normalized).first()
+    thing = by_url(normalized)
     if thing is None:
         raise NotFound("no thing is registered for that URL")
     return thing

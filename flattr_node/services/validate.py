@@ -15,7 +15,7 @@ def whole_number(value, field: str) -> int:
         if abs(value) > MAX_AMOUNT:  # no amount is that large; Babel cannot even format it
             raise Validation(f"{field} is too large", field=field)
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 15:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 15:
         return int(value.strip())
     raise Validation(f"{field} must be a whole number of cents", field=field)
 

@@ -17,7 +17,7 @@ from babel.dates import format_date, format_datetime
 from flask import Blueprint, abort, current_app, g, render_template, request
 from flask_login import current_user, login_required
 
-from .. import periods
+from .. import periods, words
 from ..errors import FlattrError
 from ..models import User, utcnow
 from ..money import format_amount
@@ -64,15 +64,22 @@ def operator_required(view):
     return wrapped
 
 
+def form_words(e: FlattrError) -> str:
+    """A service's error as a page says it: its words, amounts in money."""
+    if e.amounts:
+        return e.words.format(*(money_filter(a) for a in e.amounts))
+    return e.words
+
+
 def form_error(form, e: FlattrError) -> None:
     """Put a service's error next to its field, or above the form."""
     field = getattr(form, e.field, None) if e.field else None
     if field is not None and hasattr(field, "errors"):
         if not isinstance(field.errors, list):
             field.errors = list(field.errors)
-        field.errors.append(e.description)
+        field.errors.append(form_words(e))
     else:
-        form.form_errors.append(e.description)
+        form.form_errors.append(form_words(e))
 
 
 @bp.app_template_filter("money")
@@ -103,6 +110,21 @@ def month_filter(name: str, fmt: str = "MMM yyyy") -> str:
     return format_date(dt.date(year, month, 1), fmt, locale=reader_locale())
 
 
+@bp.app_template_filter("plural")
+def plural_filter(n, one: str, many: str) -> str:
+    return words.plural(int(n), one, many)
+
+
+@bp.app_template_filter("count")
+def count_filter(n, one: str, many: str) -> str:
+    return words.count(int(n), one, many)
+
+
+@bp.app_template_filter("words")
+def words_filter(e: FlattrError) -> str:
+    return form_words(e)
+
+
 @bp.app_context_processor
 def page_context():
     return {"node_cfg": node(), "reader_locale": reader_locale}
@@ -128,4 +150,4 @@ def healthz():
     return {"ok": True}
 
 
-from . import auth, community, dashboard, operator  # noqa: E402,F401  (register their routes on bp)
+from . import auth, bank, community, dashboard, operator, subscriptions  # noqa: E402,F401  (register their routes on bp)

@@ -1,39 +1,45 @@
 """Sign-up, sign-in, sign-out, invites, password change and reset.
 
-Sign-in, sign-up and reset requests are rate-limited per client address and
-per username with the `limits` library (a moving window, kept in memory per
-process: a node with several processes multiplies the limit by their number).
+Sign-in, sign-up, reset and password checks are rate-limited (ratelimit.py:
+counters every process shares, in the database or Redis). A sign-in counts
+per client address, and per (username, address): a stranger's wrong guesses
+slow down the stranger, never lock the person out from their own address.
+
+Sessions are rows (sessions.py): signing out, a new password and "sign out
+everywhere" end them on the server, so a copied cookie stops working.
 """
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from .. import sessions
 from ..errors import FlattrError, RateLimited
+from ..ratelimit import Limiter
 from ..services import invites, passwords, people
 from . import bp, form_error, me, node
 
 LIMITS = {
     "signin-address": parse("30/minute"),
-    "signin-user": parse("10/minute"),
+    "signin-user": parse("10/minute"),  # per (username, client address)
     "signup-address": parse("20/hour"),
     "reset-address": parse("10/hour"),
+    "password-check": parse("10/hour"),
+    "sites-user": parse("20/hour"),
+    "sites-address": parse("60/hour"),
 }
 
 
 @bp.record_once
 def _init_limiter(state) -> None:
-    state.app.extensions["flattr_limiter"] = MovingWindowRateLimiter(MemoryStorage())
+    state.app.extensions["flattr_limiter"] = Limiter(state.app.config["NODE"])
 
 
 def rate_limit(name: str, *key: str) -> None:
@@ -44,31 +50,32 @@ def rate_limit(name: str, *key: str) -> None:
         raise RateLimited(f"too many attempts: wait a minute and try again (at most {item.amount} per {item.GRANULARITY.name})")
 
 
-def auth_fingerprint(user) -> str:
-    """Changes when the password does: a session keeps it from its sign-in,
-    so a new password signs out every other session (as Django does)."""
-    key = current_app.secret_key.encode()
-    return hmac.new(key, user.password_hash.encode(), "sha256").hexdigest()[:32]
-
-
 def start_session(user) -> None:
+    """Sign in: a new server-side session, and a new CSRF token (one a page
+    handed out before sign-in is not the signed-in person's)."""
+    session.pop("csrf_token", None)
     login_user(user)
-    session["auth_fp"] = auth_fingerprint(user)
+    session["sid"] = sessions.start(user)
+
+
+def end_session() -> None:
+    sessions.end(session.get("sid"))
+    session.pop("sid", None)
+    session.pop("csrf_token", None)
+    logout_user()
 
 
 @bp.record_once
 def _end_stale_sessions(state) -> None:
-    """A session from before the last password change loads no user: the
-    app's user loader is wrapped, so the check runs only when a page asks
-    who is signed in (cookie-free pages such as the badge never do)."""
+    """A cookie whose session has ended loads no one: the app's user loader
+    is wrapped, so the check runs only when a page asks who is signed in
+    (cookie-free pages such as the badge never do)."""
     manager = state.app.login_manager
     load = manager._user_callback  # the loader app.py registered
 
     def load_if_current(user_id: str):
         user = load(user_id)
-        if user is None:
-            return None
-        if not hmac.compare_digest(str(session.get("auth_fp", "")), auth_fingerprint(user)):
+        if user is None or not sessions.is_live(session.get("sid"), user.id):
             return None
         return user
 
@@ -122,21 +129,35 @@ def signin():
     next_url = safe_next(request.args.get("next") or url_for("web.dashboard"))
     if request.method == "POST":
         rate_limit("signin-address", client_address())
-        rate_limit("signin-user", str(form.username.data or "").strip().lower()[:40])
+        rate_limit("signin-user", str(form.username.data or "").strip().lower()[:40], client_address())
     if form.validate_on_submit():
-        user = people.authenticate(form.username.data, form.password.data)
-        if user is not None:
-            start_session(user)
-            return redirect(next_url)
-        form.password.errors.append("That username and password do not match.")
+        try:
+            user = people.authenticate(form.username.data, form.password.data)
+        except FlattrError as e:  # a suspended account, with the right password
+            form.form_errors.append(e.description[0].upper() + e.description[1:] + ".")
+        else:
+            if user is not None:
+                start_session(user)
+                return redirect(next_url)
+            form.password.errors.append("That username and password do not match.")
     return render_template("signin.html", form=form, next_url=next_url), (200 if not form.errors else 422)
 
 
 @bp.post("/signout")
 def signout():
-    logout_user()
+    end_session()
     flash("You are signed out.")
     return redirect(url_for("web.index"))
+
+
+@bp.post("/signout/everywhere")
+@login_required
+def signout_everywhere():
+    """End every session of this person, on every device, this one too."""
+    sessions.end_all(current_user.id)
+    end_session()
+    flash("You are signed out everywhere: every browser must sign in again.")
+    return redirect(url_for("web.signin"))
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -178,15 +199,17 @@ def invite_codes():
 @login_required
 def password_change():
     form = PasswordChangeForm()
+    if request.method == "POST":
+        rate_limit("password-check", str(current_user.id))
     if form.validate_on_submit():
         try:
-            passwords.change_password(me(), form.current_password.data, form.new_password.data)
+            passwords.change_password(me(), form.current_password.data, form.new_password.data, node())
         except FlattrError as e:
             if e.field == "password":
                 e.field = "new_password"
             form_error(form, e)
         else:
-            session["auth_fp"] = auth_fingerprint(me())  # this session stays; the others end
+            sessions.end_all(current_user.id, keep=session.get("sid"))  # this session stays; the others end
             flash("Your password is changed: your other sessions are signed out.")
             return redirect(url_for("web.dashboard"))
     return render_template("password_change.html", form=form), (422 if form.errors else 200)
@@ -219,14 +242,15 @@ def password_reset(token: str):
         return render_template("password_reset.html", form=None, problem=e.description), 404
     if form.validate_on_submit():
         try:
-            passwords.reset_password(token, form.new_password.data)
+            reset = passwords.reset_password(token, form.new_password.data)
         except FlattrError as e:
             if e.field == "password":
                 e.field = "new_password"
             form_error(form, e)
         else:
+            sessions.end_all(reset.id)
             if current_user.is_authenticated:
-                logout_user()
+                end_session()
             flash("Your password is changed: sign in with it.")
             return redirect(url_for("web.signin"))
     return render_template("password_reset.html", form=form, problem=None), (422 if form.errors else 200)

@@ -10,16 +10,19 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from markupsafe import escape
-from wtforms import BooleanField, SelectField, StringField, TextAreaField, URLField
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField, URLField
 from wtforms.validators import DataRequired, Length
 
 from .. import ledger, periods
-from ..errors import FlattrError, NotFound, Validation
+from ..bank.instructions import bank_details, has_qr
+from ..errors import FlattrError, NotFound, RateLimited, Validation
 from ..models import CATEGORIES, ApiToken, Deposit, Payout, Thing
 from ..money import format_amount, parse_amount
-from ..services import flattring, funds, people, reports, things
+from ..scopes import SCOPES
+from ..services import flattring, funds, passwords, people, reports, things
 from . import bp, form_error, me, node
 from .charts import month_chart
+from .confirm import ask_first
 
 
 class AmountForm(FlaskForm):
@@ -50,6 +53,7 @@ class ThingForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    scopes = SelectMultipleField("It may", choices=list(SCOPES), default=list(SCOPES))
 
 
 class ProfileForm(FlaskForm):
@@ -58,6 +62,7 @@ class ProfileForm(FlaskForm):
     url = URLField("Web site", validators=[Length(max=2048)])
     about = TextAreaField("About you", validators=[Length(max=2000)])
     show_flattrs = BooleanField("Show what I flattr on my public profile")
+    current_password = PasswordField("Current password (needed to change your e-mail)", validators=[Length(max=1024)])
 
 
 class EmptyForm(FlaskForm):
@@ -188,7 +193,10 @@ def deposits_page(form=None):
     user = me()
     form = form or AmountForm(formdata=None)
     rows = list(Deposit.select().where(Deposit.user == user.id).order_by(Deposit.created_at.desc(), Deposit.id.desc()).limit(200))
-    return render_template("dashboard/deposits.html", cfg=cfg, form=form, deposits=rows, cancel_form=EmptyForm(formdata=None)), (
+    return render_template(
+        "dashboard/deposits.html", cfg=cfg, form=form, deposits=rows, cancel_form=EmptyForm(formdata=None),
+        bank=bank_details(cfg), qr=has_qr(cfg),
+    ), (
         422 if form.errors else 200
     )
 
@@ -217,6 +225,18 @@ def open_deposit():
 @bp.post("/dashboard/deposits/<int:deposit_id>/cancel")
 @login_required
 def cancel_deposit(deposit_id: int):
+    deposit = Deposit.get_or_none((Deposit.id == deposit_id) & (Deposit.user == me().id))
+    if deposit is None:
+        raise NotFound("you have no deposit with that id")
+    asked = ask_first(
+        f"Cancel deposit {deposit.reference}?",
+        button="Cancel this deposit",
+        back=url_for("web.deposits"),
+        detail=f"Only if you will not pay its {format_amount(deposit.amount, node().currency)}: money sent quoting a cancelled "
+        "reference cannot be credited to you automatically.",
+    )
+    if asked:
+        return asked
     funds.cancel_deposit(deposit_id, user=me())  # someone else's deposit: not_found
     flash("The deposit is cancelled.")
     return redirect(url_for("web.deposits"))
@@ -384,6 +404,14 @@ def edit_thing(thing_id: int):
 @login_required
 def archive_thing(thing_id: int):
     thing = own_thing(thing_id)
+    asked = ask_first(
+        f"Archive {thing.title}?",
+        button="Archive it",
+        back=url_for("web.my_things"),
+        detail="It keeps its history, but nobody can flattr it any more, and this cannot be undone.",
+    )
+    if asked:
+        return asked
     things.archive_thing(me(), thing.id)
     flash(f"{thing.title} is archived: it keeps its history and can no longer be flattred.")
     return redirect(url_for("web.my_things"))
@@ -392,9 +420,18 @@ def archive_thing(thing_id: int):
 def tokens_page(form=None, new_token: str | None = None):
     user = me()
     form = form or TokenForm(formdata=None)
-    rows = list(ApiToken.select().where(ApiToken.user == user.id).order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
+    rows = list(
+        ApiToken.select()
+        .where((ApiToken.user == user.id) & ApiToken.oauth_client_id.is_null())  # apps' tokens: /dashboard/apps
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
     return render_template(
-        "dashboard/tokens.html", form=form, tokens=rows, new_token=new_token, revoke_form=EmptyForm(formdata=None)
+        "dashboard/tokens.html",
+        form=form,
+        tokens=rows,
+        new_token=new_token,
+        revoke_form=EmptyForm(formdata=None),
+        scopes=SCOPES,
     ), (422 if form.errors else 200)
 
 
@@ -410,7 +447,9 @@ def create_token():
     form = TokenForm()
     if form.validate_on_submit():
         try:
-            token = people.create_token(me(), form.name.data)
+            if not form.scopes.data:
+                raise Validation("choose at least one thing the token may do", field="scopes")
+            token = people.create_token(me(), form.name.data, form.scopes.data)
         except FlattrError as e:
             form_error(form, e)
         else:
@@ -422,6 +461,17 @@ def create_token():
 @bp.post("/dashboard/tokens/<int:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int):
+    token = ApiToken.get_or_none((ApiToken.id == token_id) & (ApiToken.user == me().id) & ApiToken.revoked_at.is_null())
+    if token is None:
+        raise NotFound("no such token")
+    asked = ask_first(
+        f"Revoke the token {token.name!r}?",
+        button="Revoke it",
+        back=url_for("web.tokens"),
+        detail="Whatever uses it (a blog plugin, a script) stops working at once; this cannot be undone.",
+    )
+    if asked:
+        return asked
     people.revoke_token(me(), token_id)  # someone else's token: not_found
     flash("The token is revoked.")
     return redirect(url_for("web.tokens"))
@@ -439,12 +489,18 @@ def profile_settings():
                 user,
                 {
                     "display_name": form.display_name.data or "",
-                    "email": form.email.data,
                     "url": form.url.data or "",
                     "about": form.about.data or "",
                     "show_flattrs": bool(form.show_flattrs.data),
                 },
             )
+            if (form.email.data or "").strip() != user.email:
+                from .auth import rate_limit
+
+                rate_limit("password-check", str(user.id))
+                passwords.change_email(node(), user, form.current_password.data or "", form.email.data)
+        except RateLimited:
+            raise  # a 429 page, not a field error
         except FlattrError as e:
             form_error(form, e)
         else:

@@ -7,8 +7,9 @@ from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 
 from ..money import format_amount
-from ..services import funds, operator
+from ..services import funds, operator, passwords
 from . import bp, me, node, operator_required
+from .confirm import ask_first
 
 
 class EmptyForm(FlaskForm):
@@ -67,6 +68,16 @@ def operator_check():
 @bp.post("/operator/people/<int:user_id>/suspend")
 @operator_required
 def operator_suspend(user_id: int):
+    who = operator.other_person(me(), user_id)
+    asked = ask_first(
+        f"Suspend {who.username}?",
+        button=f"Suspend {who.username}",
+        back=url_for("web.operator_home", _anchor="people"),
+        detail=f"{who.username} will not be able to sign in or use their API tokens, and their profile and things disappear from the "
+        "directory, until you unsuspend them. Their money stays where it is.",
+    )
+    if asked:
+        return asked
     user = operator.set_suspended(me(), user_id, True)
     flash(f"{user.username} is suspended.")
     return redirect(url_for("web.operator_home", _anchor="people"))
@@ -83,6 +94,15 @@ def operator_unsuspend(user_id: int):
 @bp.post("/operator/people/<int:user_id>/make-operator")
 @operator_required
 def operator_promote(user_id: int):
+    who = operator.other_person(me(), user_id)
+    asked = ask_first(
+        f"Make {who.username} an operator?",
+        button=f"Make {who.username} an operator",
+        back=url_for("web.operator_home", _anchor="people"),
+        detail=f"{who.username} will confirm deposits, settle payouts and suspend people, as you can.",
+    )
+    if asked:
+        return asked
     user = operator.set_operator(me(), user_id, True)
     flash(f"{user.username} is now an operator.")
     return redirect(url_for("web.operator_home", _anchor="people"))
@@ -94,3 +114,14 @@ def operator_demote(user_id: int):
     user = operator.set_operator(me(), user_id, False)
     flash(f"{user.username} is no longer an operator.")
     return redirect(url_for("web.operator_home", _anchor="people"))
+
+
+@bp.post("/operator/people/<int:user_id>/reset-link")
+@operator_required
+def operator_reset_link(user_id: int):
+    """A one-time password reset link, shown once on this page (never in a
+    redirect or the session), for the operator to hand over."""
+    who = operator.other_person(me(), user_id)
+    link = passwords.reset_link(node(), passwords.operator_reset_token(who))
+    return render_template("operator/reset_link.html", who=who, link=link)
+

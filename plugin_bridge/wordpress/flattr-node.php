@@ -2,7 +2,7 @@
 /**
  * Plugin Name: flattr-node
  * Description: Flattr buttons from your own flattr-node: a [flattr] shortcode, a button under every post, rel="payment" links in the head and feeds, and the node as a trusted oEmbed provider.
- * Version: 0.1.0
+ * Version: 0.2.0
  * Requires at least: 5.9
  * Requires PHP: 7.4
  * License: MIT
@@ -11,6 +11,8 @@
  * Settings > flattr-node: the node's address (https://flattr.example.org),
  * your username on it, whether to append the button to posts, and an
  * optional API token to register each post as a thing when it is published.
+ * The blog's home page links to your profile on the node with
+ * rel="payment", so that the node can verify the blog as your site.
  */
 
 if ( ! defined( 'ABSPATH' ) ) {
@@ -40,6 +42,99 @@ function flattr_node_base() {
 	return $node;
 }
 
+/**
+ * The node's origin (scheme://host[:port]): the popup script accepts messages
+ * from this origin only, and a node may live under a path.
+ */
+function flattr_node_origin() {
+	$parts = wp_parse_url( flattr_node_base() );
+	if ( empty( $parts['scheme'] ) || empty( $parts['host'] ) ) {
+		return '';
+	}
+	$port = isset( $parts['port'] ) ? ':' . absint( $parts['port'] ) : '';
+	return strtolower( $parts['scheme'] ) . '://' . strtolower( $parts['host'] ) . $port;
+}
+
+/**
+ * A title as plain text, as readers see it: tags stripped, and WordPress's
+ * entities (get_the_title() gives "Kim &#038; Ann&#8217;s") decoded, so that
+ * the node receives the characters, not their HTML.
+ */
+function flattr_node_plain_title( $title ) {
+	return trim( html_entity_decode( wp_strip_all_tags( (string) $title ), ENT_QUOTES | ENT_HTML5, 'UTF-8' ) );
+}
+
+/** Your profile on the node, the page the home page's rel="payment" link names. */
+function flattr_node_profile_url() {
+	$node     = flattr_node_base();
+	$settings = flattr_node_settings();
+	if ( '' === $node || '' === $settings['username'] ) {
+		return '';
+	}
+	return $node . '/users/' . rawurlencode( $settings['username'] );
+}
+
+/** The transient that keeps the node's answer about a post or a thing. */
+function flattr_node_thing_key( $post_url, $thing_id = 0 ) {
+	return 'flattr_node_' . md5( flattr_node_base() . '|' . absint( $thing_id ) . '|' . $post_url );
+}
+
+/**
+ * What the node knows of a post (by its URL) or of a thing (by its id):
+ * array( 'id', 'count', 'owner', 'url' ) (id 0, count 0 when it has no such thing
+ * yet), or null when it does not answer. Kept for a minute, so a post's page asks the node at most once
+ * a minute; a node that does not answer is left alone for five minutes.
+ */
+function flattr_node_thing( $post_url, $thing_id = 0 ) {
+	$node = flattr_node_base();
+	if ( '' === $node ) {
+		return null;
+	}
+	$thing_id = absint( $thing_id );
+	$key      = flattr_node_thing_key( $post_url, $thing_id );
+	$cached   = get_transient( $key );
+	if ( is_array( $cached ) && array_key_exists( 'thing', $cached ) ) {
+		return $cached['thing'];
+	}
+	if ( $thing_id > 0 ) {
+		$url = $node . '/api/v1/things/' . absint( $thing_id );
+	} else {
+		$url = $node . '/api/v1/things/lookup?' . http_build_query( array( 'url' => $post_url ), '', '&', PHP_QUERY_RFC3986 );
+	}
+	$response = wp_remote_get(
+		$url,
+		array(
+			'timeout' => 3,
+			'headers' => array( 'Accept' => 'application/json' ),
+		)
+	);
+	$thing = null;
+	$ttl   = MINUTE_IN_SECONDS;
+	$code  = is_wp_error( $response ) ? 0 : (int) wp_remote_retrieve_response_code( $response );
+	if ( 200 === $code ) {
+		$data = json_decode( wp_remote_retrieve_body( $response ), true );
+		if ( is_array( $data ) && isset( $data['id'] ) ) {
+			$thing = array(
+				'id'    => absint( $data['id'] ),
+				'count' => isset( $data['flattrs_this_period'] ) ? absint( $data['flattrs_this_period'] ) : 0,
+				'owner' => isset( $data['owner']['username'] ) ? (string) $data['owner']['username'] : '',
+				'url'   => isset( $data['url'] ) ? (string) $data['url'] : '',
+			);
+		}
+	} elseif ( 404 === $code && 0 === $thing_id ) {
+		$thing = array(
+			'id'    => 0,
+			'count' => 0,
+			'owner' => '',
+			'url'   => '',
+		);
+	} elseif ( 404 !== $code ) {
+		$ttl = 5 * MINUTE_IN_SECONDS; // Unreachable or failing: do not slow every page view down.
+	}
+	set_transient( $key, array( 'thing' => $thing ), $ttl );
+	return $thing;
+}
+
 /** Flattr's auto-submit URL for a post: the thing is created on its first flattr. */
 function flattr_node_autosubmit_url( $post_url, $title = '' ) {
 	$node     = flattr_node_base();
@@ -51,22 +146,40 @@ function flattr_node_autosubmit_url( $post_url, $title = '' ) {
 		'user_id' => $settings['username'],
 		'url'     => $post_url,
 	);
+	$title = flattr_node_plain_title( $title );
 	if ( '' !== $title ) {
-		$params['title'] = wp_strip_all_tags( $title );
+		$params['title'] = $title;
 	}
 	return $node . '/submit/auto?' . http_build_query( $params, '', '&', PHP_QUERY_RFC3986 );
 }
 
-/** The button: a link to the confirmation page around the count badge (no JavaScript needed). */
+/**
+ * The button, as the node's own: a link to the confirmation page around the
+ * count badge (no JavaScript needed), and this month's count as text. A post
+ * the node knows as your thing links to that thing; any other post gets
+ * Flattr's auto-submit link, and its thing is made on its first flattr.
+ */
 function flattr_node_button( $post_url, $title = '', $size = 'default', $thing_id = 0 ) {
-	$node = flattr_node_base();
-	if ( '' === $node ) {
+	$node   = flattr_node_base();
+	$origin = flattr_node_origin();
+	if ( '' === $node || '' === $origin ) {
 		return '';
 	}
-	$size = ( 'compact' === $size ) ? 'compact' : 'default';
+	$size     = ( 'compact' === $size ) ? 'compact' : 'default';
+	$plain    = flattr_node_plain_title( $title ); // Decoded once: the auto-submit link decodes $title itself.
+	$thing_id = absint( $thing_id );
+	$thing    = ( $thing_id > 0 || '' !== $post_url ) ? flattr_node_thing( $post_url, $thing_id ) : null;
+	if ( 0 === $thing_id && null !== $thing ) {
+		// Someone else's thing for this URL: the button stays yours (auto-submit).
+		$thing_id = ( $thing['id'] > 0 && 0 === strcasecmp( $thing['owner'], flattr_node_settings()['username'] ) ) ? $thing['id'] : 0;
+	}
+	$count = null !== $thing ? (string) $thing['count'] : '';
+	if ( $thing_id > 0 && null !== $thing && '' !== $thing['url'] ) {
+		$post_url = $thing['url']; // [flattr id="12"]: the thing's own URL, as on the node's button.
+	}
 	if ( $thing_id > 0 ) {
-		$href  = $node . '/things/' . absint( $thing_id ) . '/flattr';
-		$badge = $node . '/things/' . absint( $thing_id ) . '/badge.svg';
+		$href  = $node . '/things/' . $thing_id . '/flattr';
+		$badge = $node . '/things/' . $thing_id . '/badge.svg';
 		if ( 'compact' === $size ) {
 			$badge .= '?size=compact';
 		}
@@ -88,20 +201,24 @@ function flattr_node_button( $post_url, $title = '', $size = 'default', $thing_i
 		);
 	}
 	list( $width, $height ) = ( 'compact' === $size ) ? array( 110, 20 ) : array( 56, 64 );
-	$alt  = sprintf( /* translators: %s: post title */ __( 'Flattr this: %s', 'flattr-node' ), wp_strip_all_tags( $title ) );
-	$html = sprintf(
-		'<span class="flattr-node flattr-node-%1$s"><a class="flattr-node-button" href="%2$s" data-flattr-node="%3$s" data-flattr-url="%4$s"%5$s rel="payment"><img src="%6$s" width="%7$d" height="%8$d" alt="%9$s"></a></span>',
+	/* translators: %s: post title */
+	$alt = sprintf( __( 'Flattr this: %s', 'flattr-node' ), $plain );
+	/* translators: %s: post title */
+	$link_title = sprintf( __( 'Flattr %s', 'flattr-node' ), $plain );
+	return sprintf(
+		'<span class="flattr-node flattr-node-%1$s"><a class="flattr-node-button" href="%2$s"%3$s data-flattr-url="%4$s" data-flattr-node="%5$s" rel="payment" title="%6$s"><img src="%7$s" width="%8$d" height="%9$d" alt="%10$s"></a> <span class="flattr-node-count" data-flattr-count="">%11$s</span></span>',
 		esc_attr( $size ),
 		esc_url( $href ),
-		esc_attr( $node ),
+		$thing_id > 0 ? ' data-flattr-thing="' . $thing_id . '"' : '',
 		esc_url( $post_url ),
-		$thing_id > 0 ? ' data-flattr-thing="' . absint( $thing_id ) . '"' : '',
+		esc_attr( $origin ),
+		esc_attr( $link_title ),
 		esc_url( $badge ),
 		$width,
 		$height,
-		esc_attr( $alt )
+		esc_attr( $alt ),
+		esc_html( $count )
 	);
-	return $html;
 }
 
 /** [flattr], [flattr id="12"], [flattr url="https://..." title="..." size="compact"] */
@@ -117,7 +234,9 @@ function flattr_node_shortcode( $atts ) {
 		'flattr'
 	);
 	$post     = get_post();
-	$post_url = '' !== $atts['url'] ? esc_url_raw( $atts['url'], array( 'http', 'https' ) ) : ( $post ? get_permalink( $post ) : '' );
+	// The editor stores "&" in a post as "&amp;": the attribute's URL is the decoded one.
+	$url      = html_entity_decode( (string) $atts['url'], ENT_QUOTES | ENT_HTML5, 'UTF-8' );
+	$post_url = '' !== $url ? esc_url_raw( $url, array( 'http', 'https' ) ) : ( $post ? get_permalink( $post ) : '' );
 	$title    = '' !== $atts['title'] ? $atts['title'] : ( $post ? get_the_title( $post ) : '' );
 	if ( '' === $post_url && ! absint( $atts['id'] ) ) {
 		return '';
@@ -126,6 +245,21 @@ function flattr_node_shortcode( $atts ) {
 	return flattr_node_button( $post_url, $title, $atts['size'], absint( $atts['id'] ) );
 }
 add_shortcode( 'flattr', 'flattr_node_shortcode' );
+
+/**
+ * [flattr] alone on its line (or alone in a paragraph block): WordPress takes
+ * the paragraph off a shortcode that stands alone (shortcode_unautop), which
+ * leaves the button's <span> loose in the content, outside the theme's text
+ * column. This runs after shortcode_unautop and before do_shortcode, and puts
+ * such a line back in a paragraph.
+ */
+function flattr_node_wrap_alone( $content ) {
+	if ( false === strpos( $content, '[flattr' ) ) {
+		return $content;
+	}
+	return preg_replace( '/^[ \t]*(\[flattr(?:\s[^\[\]]*)?\])[ \t]*$/m', '<p class="flattr-node-wrap">$1</p>', $content );
+}
+add_filter( 'the_content', 'flattr_node_wrap_alone', 10 );
 
 /** The optional popup script, from the node itself. */
 function flattr_node_enqueue_script() {
@@ -145,14 +279,28 @@ function flattr_node_append( $content ) {
 	if ( has_shortcode( $content, 'flattr' ) ) {
 		return $content;
 	}
+	$post   = get_post();
+	$button = flattr_node_button( get_permalink( $post ), get_the_title( $post ), $settings['size'] );
+	if ( '' === $button ) {
+		return $content;
+	}
 	flattr_node_enqueue_script();
-	$post = get_post();
-	return $content . '<p class="flattr-node-wrap">' . flattr_node_button( get_permalink( $post ), get_the_title( $post ), $settings['size'] ) . '</p>';
+	return $content . '<p class="flattr-node-wrap">' . $button . '</p>';
 }
 add_filter( 'the_content', 'flattr_node_append' );
 
-/** <link rel="payment"> in the head of single posts, in Flattr's form. */
+/**
+ * <link rel="payment"> in the head: on the home page to your profile on the
+ * node (the node verifies the blog as your site by it), on single posts to
+ * the post's auto-submit URL, in Flattr's form.
+ */
 function flattr_node_head() {
+	if ( is_front_page() || is_home() ) {
+		$profile = flattr_node_profile_url();
+		if ( '' !== $profile ) {
+			printf( '<link rel="payment" type="text/html" href="%s" />' . "\n", esc_url( $profile ) );
+		}
+	}
 	if ( ! is_singular( 'post' ) ) {
 		return;
 	}
@@ -218,32 +366,48 @@ function flattr_node_register_on_publish( $new_status, $old_status, $post ) {
 			'body'    => wp_json_encode(
 				array(
 					'url'   => get_permalink( $post ),
-					'title' => wp_strip_all_tags( get_the_title( $post ) ),
+					'title' => flattr_node_plain_title( get_the_title( $post ) ),
 				)
 			),
 		)
 	);
+	$post_url = get_permalink( $post );
+	delete_transient( flattr_node_thing_key( $post_url ) ); // The button links to the new thing.
 	if ( is_wp_error( $response ) ) {
-		error_log( 'flattr-node: cannot register the post: ' . $response->get_error_message() );
+		error_log( sprintf( 'flattr-node: cannot register %s on %s: %s', $post_url, $node, $response->get_error_message() ) );
 		return;
 	}
-	$code = wp_remote_retrieve_response_code( $response );
-	if ( 201 !== $code && 422 !== $code ) { // 422: already registered.
-		error_log( 'flattr-node: the node answered ' . $code . ' when registering the post' );
+	$code = (int) wp_remote_retrieve_response_code( $response );
+	if ( 201 === $code ) {
+		return;
 	}
+	$body = json_decode( wp_remote_retrieve_body( $response ), true );
+	$why  = ( is_array( $body ) && isset( $body['error_description'] ) ) ? (string) $body['error_description'] : '';
+	if ( 422 === $code && false !== strpos( $why, 'already registered' ) ) {
+		return; // Published again (an edit, a retry): the thing is there.
+	}
+	error_log( sprintf( 'flattr-node: %s did not register %s: %s (HTTP %d)', $node, $post_url, '' !== $why ? $why : 'no reason given', $code ) );
 }
 add_action( 'transition_post_status', 'flattr_node_register_on_publish', 10, 3 );
 
-/** Settings > flattr-node. */
+/**
+ * Settings > flattr-node. The API token is never sent back to the browser:
+ * its field stays empty, an empty field keeps the saved token, and a
+ * checkbox removes it.
+ */
 function flattr_node_sanitize( $input ) {
 	$input = is_array( $input ) ? $input : array();
+	$token = sanitize_text_field( isset( $input['token'] ) ? $input['token'] : '' );
+	if ( '' === $token && empty( $input['token_remove'] ) ) {
+		$token = flattr_node_settings()['token'];
+	}
 	return array(
 		'node'     => esc_url_raw( isset( $input['node'] ) ? $input['node'] : '', array( 'http', 'https' ) ),
 		'username' => sanitize_user( isset( $input['username'] ) ? $input['username'] : '', true ),
 		'append'   => empty( $input['append'] ) ? 0 : 1,
 		'size'     => ( isset( $input['size'] ) && 'compact' === $input['size'] ) ? 'compact' : 'default',
 		'script'   => empty( $input['script'] ) ? 0 : 1,
-		'token'    => sanitize_text_field( isset( $input['token'] ) ? $input['token'] : '' ),
+		'token'    => $token,
 	);
 }
 
@@ -280,8 +444,11 @@ function flattr_node_settings_page() {
 						<option value="compact" <?php selected( $s['size'], 'compact' ); ?>><?php esc_html_e( 'Compact', 'flattr-node' ); ?></option>
 					</select></td></tr>
 				<tr><th scope="row"><label for="fn-token"><?php esc_html_e( 'API token (optional)', 'flattr-node' ); ?></label></th>
-					<td><input id="fn-token" class="regular-text" type="password" autocomplete="off" name="<?php echo esc_attr( FLATTR_NODE_OPTION ); ?>[token]" value="<?php echo esc_attr( $s['token'] ); ?>">
-					<p class="description"><?php esc_html_e( 'With a token (flattr-node token create NAME), each post is registered as a thing when it is published.', 'flattr-node' ); ?></p></td></tr>
+					<td><input id="fn-token" class="regular-text" type="password" autocomplete="new-password" name="<?php echo esc_attr( FLATTR_NODE_OPTION ); ?>[token]" value="" placeholder="<?php echo '' !== $s['token'] ? esc_attr__( 'A token is saved: leave empty to keep it', 'flattr-node' ) : ''; ?>">
+					<?php if ( '' !== $s['token'] ) : ?>
+					<br><label><input type="checkbox" name="<?php echo esc_attr( FLATTR_NODE_OPTION ); ?>[token_remove]" value="1"> <?php esc_html_e( 'Remove the saved token', 'flattr-node' ); ?></label>
+					<?php endif; ?>
+					<p class="description"><?php esc_html_e( 'With a token (flattr-node token create NAME), each post is registered as a thing when it is published. The token is not shown again once saved.', 'flattr-node' ); ?></p></td></tr>
 			</table>
 			<?php submit_button(); ?>
 		</form>

@@ -1,0 +1,7 @@
+"""Bank rails (SEPA): structured references, the node's account and its EPC
+QR code, people's payout accounts, pain.001 payout exports, CAMT.053 / MT940
+statement import with its review list, refunds and statements for people.
+
+The file formats are read and written by libraries (schwifty, python-stdnum,
+sepaxml, pycamt, mt-940, segno); this package holds the rules.
+"""

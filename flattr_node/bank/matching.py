@@ -1,0 +1,252 @@
+"""Importing a bank statement: each new entry goes through MATCHERS, a list
+of small functions; the first that recognises the entry decides what
+happens. What none recognises goes to the review list, credited nothing,
+for the operator to resolve (assign to a deposit, or mark returned).
+
+The rules (SPEC §7):
+- a credit naming a pending deposit's reference (structured, or anywhere in
+  the free text, spaces and case aside) with the deposit's amount confirms it;
+- a credit naming a settlement reference confirms that settlement (the
+  federation's `confirm_settlement`, when this node has it);
+- a debit whose EndToEndId is an exported payout's marks it paid;
+- everything else (unknown reference, another amount, a deposit already
+  confirmed or cancelled, a return or reversal, an unknown debit): review.
+
+Idempotent: an entry is recorded under its key (statements.Entry.key) in the
+same transaction as what it did, so the same entry again, from the same
+file, an overlapping one or a rerun after a crash, is "already seen".
+Entries are written in chunks of CHUNK, each chunk one transaction: a crash
+loses at most the chunk in flight, and the rerun does exactly that chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from ..config import Config
+from ..db import database, is_postgres
+from ..errors import FlattrError, NotFound, Validation
+from ..models import Deposit, Payout, utcnow
+from ..money import format_amount
+from . import references
+from .models import BankEntry, PayoutTransfer
+from .statements import Entry, Statement
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500
+
+
+@dataclasses.dataclass
+class Outcome:
+    status: str  # confirmed | paid | settled | review
+    reason: str = ""
+    deposit_id: int | None = None
+    payout_id: int | None = None
+    counted: bool = True  # False: recognised, but it changed nothing new (already done by hand)
+
+
+Matcher = Callable[[Config, Entry], Outcome | None]
+
+
+def match_reversal(cfg: Config, entry: Entry) -> Outcome | None:
+    if entry.reversal:
+        return Outcome("review", "a return or reversal of an earlier payment: check which, and resolve it by hand")
+    return None
+
+
+def match_payout(cfg: Config, entry: Entry) -> Outcome | None:
+    """A debit carrying an exported payout's EndToEndId: the money left."""
+    if entry.credit or not entry.end_to_end_id:
+        return None
+    transfer = PayoutTransfer.get_or_none(PayoutTransfer.end_to_end_id == entry.end_to_end_id.upper())
+    if transfer is None:
+        return None
+    payout = Payout.get_by_id(transfer.payout_id)
+    if transfer.export_id is None:
+        return Outcome("review", f"payout {payout.id} left the account but was never exported", payout_id=payout.id)
+    if entry.amount != payout.amount:
+        return Outcome(
+            "review",
+            f"payout {payout.id} is {format_amount(payout.amount, cfg.currency)}, the bank paid {format_amount(entry.amount, cfg.currency)}",
+            payout_id=payout.id,
+        )
+    if payout.status == "failed":
+        return Outcome("review", f"payout {payout.id} was marked failed, but the bank paid it", payout_id=payout.id)
+    from ..services.funds import mark_paid
+
+    _, new = mark_paid(payout.id)
+    return Outcome("paid", payout_id=payout.id, counted=new)
+
+
+def match_settlement(cfg: Config, entry: Entry) -> Outcome | None:
+    """A credit naming a settlement reference: a peer node paid what it owed.
+    The federation package provides confirm_settlement(reference, amount),
+    returning true when the reference is a settlement it knows (and raising
+    a FlattrError when the amount is not what is owed)."""
+    if not entry.credit:
+        return None
+    try:
+        from ..federation import confirm_settlement
+    except ImportError:  # a node without federation has no settlements
+        return None
+    for ref in references.candidates(entry.text + " " + entry.end_to_end_id):
+        try:
+            if confirm_settlement(ref, entry.amount):
+                return Outcome("settled")
+        except FlattrError as e:
+            return Outcome("review", f"settlement {ref}: {e.description}")
+    return None
+
+
+def match_deposit(cfg: Config, entry: Entry) -> Outcome | None:
+    """A credit naming a deposit's reference: confirm it if it waits for
+    exactly this amount; anything else about that deposit goes to review."""
+    if not entry.credit:
+        return None
+    refs = references.candidates(entry.text + " " + entry.end_to_end_id)
+    if not refs:
+        return None
+    deposits = {d.reference: d for d in Deposit.select().where(Deposit.reference.in_(refs))}
+    deposit = next((deposits[r] for r in refs if r in deposits), None)
+    if deposit is None:
+        return None
+    if deposit.status != "pending":
+        return Outcome("review", f"deposit {deposit.reference} is already {deposit.status}", deposit_id=deposit.id)
+    if deposit.amount != entry.amount:
+        return Outcome(
+            "review",
+            f"deposit {deposit.reference} is for {format_amount(deposit.amount, cfg.currency)}, "
+            f"{format_amount(entry.amount, cfg.currency)} arrived",
+            deposit_id=deposit.id,
+        )
+    from ..services.funds import confirm_deposit
+
+    _, new = confirm_deposit(deposit.id)
+    return Outcome("confirmed", deposit_id=deposit.id, counted=new)
+
+
+# In order; the first that answers decides. Add a matcher with one line.
+MATCHERS: list[Matcher] = [match_reversal, match_payout, match_settlement, match_deposit]
+
+
+def _fallback(entry: Entry) -> Outcome:
+    if entry.credit:
+        return Outcome("review", "names no pending deposit or settlement")
+    return Outcome("review", "a debit that is no exported payout")
+
+
+def match(cfg: Config, entry: Entry) -> Outcome:
+    for matcher in MATCHERS:
+        try:
+            with database.atomic():  # a savepoint: a matcher that fails leaves nothing behind
+                outcome = matcher(cfg, entry)
+        except FlattrError as e:
+            return Outcome("review", e.description)
+        if outcome is not None:
+            return outcome
+    return _fallback(entry)
+
+
+@dataclasses.dataclass
+class ImportResult:
+    format: str
+    counts: Counter
+
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"{c['confirmed']} deposits confirmed, {c['paid']} payouts paid, {c['settled']} settlements confirmed, "
+            f"{c['review']} to review, {c['seen']} already seen"
+        )
+
+
+def import_statement(cfg: Config, statement: Statement, progress: Callable[[int, int], None] | None = None) -> ImportResult:
+    counts: Counter = Counter({k: 0 for k in ("confirmed", "paid", "settled", "review", "seen")})
+    entries = statement.entries
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start : start + CHUNK]
+        with database.atomic():
+            if is_postgres():  # one importer at a time: the second sees the first's entries
+                database.execute_sql("SELECT pg_advisory_xact_lock(7294031)")
+            seen = {k for (k,) in BankEntry.select(BankEntry.key).where(BankEntry.key.in_([e.key for e in chunk])).tuples()}
+            for entry in chunk:
+                if entry.key in seen:
+                    counts["seen"] += 1
+                    continue
+                seen.add(entry.key)
+                outcome = match(cfg, entry)
+                BankEntry.create(
+                    key=entry.key,
+                    booked_on=entry.booked_on,
+                    credit=entry.credit,
+                    reversal=entry.reversal,
+                    amount=entry.amount,
+                    currency=entry.currency,
+                    text=entry.text,
+                    end_to_end_id=entry.end_to_end_id,
+                    counterparty=entry.counterparty,
+                    counterparty_iban=entry.counterparty_iban,
+                    status=outcome.status,
+                    reason=outcome.reason,
+                    deposit=outcome.deposit_id,
+                    payout=outcome.payout_id,
+                )
+                if outcome.status == "review" or outcome.counted:
+                    counts[outcome.status] += 1
+        if progress is not None:
+            progress(min(start + CHUNK, len(entries)), len(entries))
+    log.info("bank import (%s): %s", statement.format, dict(counts))
+    return ImportResult(statement.format, counts)
+
+
+# --- the review list -------------------------------------------------------
+
+
+def review_list() -> list[BankEntry]:
+    return list(BankEntry.select().where(BankEntry.status == "review").order_by(BankEntry.id))
+
+
+def _entry_to_resolve(entry_id) -> BankEntry:
+    entry = BankEntry.get_or_none(BankEntry.id == entry_id)
+    if entry is None:
+        raise NotFound(f"no bank entry {entry_id}")
+    if entry.status != "review":
+        raise Validation(f"bank entry {entry.id} is already {entry.status}")
+    return entry
+
+
+def assign_to_deposit(cfg: Config, entry_id, deposit_ref) -> Deposit:
+    """Credit a reviewed credit to the person of a deposit, with the amount
+    that arrived: a pending deposit takes that amount and is confirmed; for a
+    deposit already confirmed or cancelled, a new confirmed deposit of that
+    person records the money."""
+    from ..services.funds import _create_deposit, confirm_deposit, find_deposit
+
+    with database.atomic():
+        entry = _entry_to_resolve(entry_id)
+        if not entry.credit or entry.amount < 1:
+            raise Validation("only money that came in can be assigned to a deposit")
+        deposit = find_deposit(deposit_ref)
+        if deposit.status == "pending":
+            if deposit.amount != entry.amount:
+                Deposit.update(amount=entry.amount).where(Deposit.id == deposit.id).execute()
+        else:
+            deposit = _create_deposit(deposit.user_id, entry.amount)
+        confirmed, _ = confirm_deposit(deposit.id)
+        BankEntry.update(status="assigned", deposit=confirmed.id, resolved_at=utcnow()).where(BankEntry.id == entry.id).execute()
+    log.info("bank entry %d assigned to deposit %d (%d cents)", entry.id, confirmed.id, entry.amount)
+    return confirmed
+
+
+def mark_returned(entry_id) -> BankEntry:
+    """The operator sent the money back (or otherwise dealt with the entry
+    outside the node): nothing is credited, and it leaves the review list."""
+    with database.atomic():
+        entry = _entry_to_resolve(entry_id)
+        BankEntry.update(status="returned", resolved_at=utcnow()).where(BankEntry.id == entry.id).execute()
+    return BankEntry.get_by_id(entry.id)
+
