@@ -427,13 +427,10 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
 from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
 
 _bank_cli.register(main, payout)
-def _federation_commands() -> None:
-    from .federation.cli import commands
 
-    commands(main, node_command)
+from .federation.cli import commands as _federation_commands  # noqa: E402  (peer, settlement, peers)
 
-
-_federation_commands()
+_federation_commands(main, node_command)
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,6 @@ be used to reach the node's own network."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ import requests
 
 from ..config import Config
 from ..errors import FlattrError
+from ..netguard import is_public_address
 
 MAX_RESPONSE = 256 * 1024
 
@@ -34,8 +34,8 @@ def check_address(cfg: Config, url: str) -> None:
     except (OSError, UnicodeError):
         raise PeerUnreachable(f"cannot resolve {parts.hostname}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global:
+        address = info[4][0]
+        if not is_public_address(address):  # the node's one rule (netguard)
             raise PeerUnreachable(
                 f"{parts.hostname} is a private or local address ({address}); "
                 "set allow_private_network = true to federate inside a private network"
