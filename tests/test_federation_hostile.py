@@ -149,7 +149,22 @@ def test_a_statement_is_applied_only_if_every_line_was_delivered_and_adds_up(thr
     user = b.api(blogger, "GET", "/user").json()
     assert (user["pending_revenue"], user["revenue"]) == (135, 0)
     b.cli("check")
-    assert "confirmed" in b.cli("settlement", "confirm", "RF18 5390 0754 7034").stdout
+    # What a bank import calls for a credit naming a reference (SPEC §7).
+    from flattr_node import db as dbmod
+    from flattr_node.errors import Validation
+    from flattr_node.federation import confirm_settlement
+
+    dbmod.bind(b.database).connect(reuse_if_open=True)
+    try:
+        assert confirm_settlement("RF712348231", 135) is False  # not a statement: the import tries deposits
+        with pytest.raises(Validation, match="not 999"):
+            confirm_settlement("RF18 5390 0754 7034", 999)
+        assert confirm_settlement("rf18 5390 0754 7034", 135) is True
+        with pytest.raises(Validation, match="already confirmed"):
+            confirm_settlement("RF18539007547034", 135)
+    finally:
+        dbmod.database.close()
     user = b.api(blogger, "GET", "/user").json()
     assert (user["pending_revenue"], user["revenue"]) == (0, 135)
+    assert "already confirmed" in b.cli("settlement", "confirm", "RF18 5390 0754 7034").stdout
     b.cli("check")

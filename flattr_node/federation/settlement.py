@@ -262,6 +262,11 @@ def confirm_settlement(reference: str, amount: int | None = None) -> tuple[Settl
     return Settlement.get_by_id(s.id), True
 
 
+def is_receivable(reference: str) -> bool:
+    ref = clean_reference(reference)
+    return Settlement.select().where((Settlement.reference == ref) & (Settlement.direction == "receivable")).exists()
+
+
 def pending_revenue(user: User) -> int:
     return ledger_balance(pending_revenue_code(user.id))
 
