@@ -16,18 +16,22 @@ Exits 1 if a flattr was not a 201 or a delivery did not arrive.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import random
-import statistics
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
 
-import requests
+# bench/http.py would shadow the standard library's `http` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import requests  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
