@@ -17,12 +17,12 @@ class Node:
     """One node: config, database, a `serve` process on a fixed port (so a
     restart keeps its base URL) and helpers for its CLI and API."""
 
-    def __init__(self, tmp: Path, name: str, *, postgres: bool = False, clock: Path | None = None, **settings):
+    def __init__(self, tmp: Path, name: str, *, postgres: bool = False, clock: Path | None = None, hostname: str = "127.0.0.1", **settings):
         """`clock`: a libfaketime timestamp file shared by the nodes of a test
         (Clock), so that their clocks move together."""
         self.name, self.tmp, self.clock = name, tmp, clock
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{hostname}:{self.port}"  # another name (localhost) is another cookie jar in a browser
         self.schema = None
         if postgres and PG_UNDER_TEST:
             self.database, self.schema = pg_schema(PG_UNDER_TEST)

@@ -168,3 +168,38 @@ def test_a_statement_is_applied_only_if_every_line_was_delivered_and_adds_up(thr
     assert (user["pending_revenue"], user["revenue"]) == (0, 135)
     assert "already confirmed" in b.cli("settlement", "confirm", "RF18 5390 0754 7034").stdout
     b.cli("check")
+
+
+def test_a_peer_beyond_its_credit_limit_is_refused_and_the_reader_told_why(three):
+    a, b, _ = three
+    b.cli("peer", "add", a.url, "--credit-limit", "100")  # B lets A owe it at most €1.00
+    blogger = b.person("blo")
+    t1, t2, t3 = (b.thing(blogger, f"https://blog.example/{i}") for i in range(3))
+    a_key, a_host, period = node_key(a), a.url.split("//")[1], period_now()
+    # A statement A did not pay yet: A owes B €1.35.
+    lines = []
+    for n, share, fee in ((9001, 75, 7), (9002, 67, 0)):
+        like = {"type": "Like", "id": f"{a.url}/federation/flattrs/{n}", "actor": f"acct:old{n}@{a_host}",
+                "object": f"{b.url}/things/{t1}", "period": period, "published": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+        assert send(signed(f"{b.url}/federation/inbox", like, a_key)).status_code == 202
+        lines.append({"id": like["id"], "object": like["object"], "owner": "blo", "share": share, "fee": fee, "amount": share - fee})
+    statement = {"type": "Statement", "from": a.url, "period": period, "currency": "EUR", "reference": "RF18539007547034",
+                 "total": 135, "lines": lines}  # fmt: skip
+    assert send(signed(f"{b.url}/federation/statements", statement, a_key)).status_code == 202
+
+    reader = a.person("rea", funds=500)
+    assert a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{t2}"}).status_code == 201
+    out = a.cli("peer", "sync", "--quiet", check=False)
+    assert out.returncode == 1 and "waiting 1" in out.stdout
+    r = a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{t3}"})
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert "credit limit" in r.json()["error_description"] and "€1.35" in r.json()["error_description"]
+    assert b.count(t2) == 0 and b.count(t3) == 0
+
+    b.cli("settlement", "confirm", "RF18539007547034")  # A's payment arrived: A owes nothing
+    assert "delivered 1, waiting 0" in a.cli("peer", "sync", "--quiet").stdout
+    assert a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{t3}"}).status_code == 201
+    assert "delivered 1" in a.cli("peer", "sync", "--quiet").stdout
+    assert (b.count(t2), b.count(t3)) == (1, 1)
+    b.cli("check")
+    a.cli("check")
