@@ -105,6 +105,10 @@ def make_database(url: str):
         path = sqlite_path(url)
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                # Created readable by its owner alone (SQLite's -wal and -shm
+                # files copy its mode): it holds e-mails and password hashes.
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         return NodeSqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,

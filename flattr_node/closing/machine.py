@@ -215,7 +215,8 @@ def close_due_periods(cfg: Config, now: dt.datetime | None = None) -> list[str]:
     """
     now = now or utcnow()
     last = periods.last_ended(now, cfg.tz)
-    Period.insert(name=last).on_conflict_ignore().execute()
+    if _existed_in(cfg, last):  # a fresh node closes no month from before it existed
+        Period.insert(name=last).on_conflict_ignore().execute()
     due = [p for (p,) in Period.select(Period.name).where((Period.status != "closed") & (Period.name <= last)).order_by(Period.name).tuples()]
     closed = []
     for name in due:
@@ -226,3 +227,14 @@ def close_due_periods(cfg: Config, now: dt.datetime | None = None) -> list[str]:
             log.info("%s; leaving it to that runner", e)
             break
     return closed
+
+
+def _existed_in(cfg: Config, name: str) -> bool:
+    """Whether the node was there in period `name`: its schema was made before
+    the period ended, or it holds an earlier period."""
+    from ..schema import SchemaVersion
+
+    born = SchemaVersion.select(SchemaVersion.applied_at).order_by(SchemaVersion.applied_at).first()
+    if born is not None and born.applied_at < periods.end_utc(name, cfg.tz):
+        return True
+    return Period.select().where(Period.name < name).exists()

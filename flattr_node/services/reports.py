@@ -100,7 +100,8 @@ class MonthTotals:
 
 
 def months(cfg: Config, user: User, count: int = 12, now: dt.datetime | None = None) -> list[MonthTotals]:
-    """The last `count` periods up to the current one, oldest first."""
+    """The last `count` periods up to the current one, oldest first, from
+    the person's first month on the node."""
     now = now or utcnow()
     current = periods.name_of(now, cfg.tz)
     names = [periods.shift(current, -i) for i in range(count - 1, -1, -1)]
@@ -121,8 +122,10 @@ def months(cfg: Config, user: User, count: int = 12, now: dt.datetime | None = N
         .group_by(Flattr.period)
         .tuples()
     }
+    # From the month they joined (or their first flattr, given or received, if earlier): no empty months before.
+    first = min([periods.name_of(user.created_at, cfg.tz), *given, *received])
     out = []
-    for name in names:
+    for name in (n for n in names if n >= first):
         state = status.get(name) or ("open" if name == current or name in given or name in received else "")
         closed = state == "closed"
         gn, gs = given.get(name, (0, 0))
