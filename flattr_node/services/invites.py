@@ -44,7 +44,10 @@ def signup_allowed(cfg: Config) -> str:
 
 def sign_up(cfg: Config, username: str, email: str, password: str, code: str | None = None) -> User:
     """Create a person by the node's sign-up rules, in one transaction: the
-    invite code is used by exactly one person, or by nobody if anything fails."""
+    invite code is used by exactly one person, or by nobody if anything fails.
+    The password is hashed (Argon2, the slow part) before the transaction,
+    never while holding the write lock."""
+    person = people.new_person(username, email, password)
     with database.atomic():
         # One sign-up at a time, so that only one "first person" is made operator.
         dialect().advisory_lock(7294002)
@@ -59,7 +62,7 @@ def sign_up(cfg: Config, username: str, email: str, password: str, code: str | N
             invite = Invite.get_or_none(Invite.code == cleaned)
             if invite is None or invite.used_by_id is not None:
                 raise Validation("that invite code is unknown or has been used", field="code")
-        user = people.create_user(cfg, username, email, password, operator=first)
+        user = people.create_user(cfg, username, email, password, operator=first, person=person)
         if invite is not None:
             taken = (
                 Invite.update(used_by=user, used_at=utcnow())

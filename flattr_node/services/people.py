@@ -54,11 +54,17 @@ def check_email(email) -> str:
     return email.strip()
 
 
-def create_user(cfg: Config, username: str, email: str, password: str, *, operator: bool = False) -> User:
-    username = check_username(username)
-    email = check_email(email)
-    password = check_password(password)
-    password_hash = hash_password(password)  # slow: outside the write lock
+def new_person(username: str, email: str, password: str) -> tuple[str, str, str]:
+    """A new person's checked username and e-mail and password hash: the
+    slow part (Argon2), to do before any transaction (`create_user`)."""
+    return check_username(username), check_email(email), hash_password(check_password(password))
+
+
+def create_user(cfg: Config, username: str, email: str, password: str, *, operator: bool = False,
+                person: tuple[str, str, str] | None = None) -> User:
+    """Create a person in one transaction; `person` is `new_person`'s result
+    when the caller hashed the password before its own transaction."""
+    username, email, password_hash = person or new_person(username, email, password)  # slow: outside the write lock
     with database.atomic():
         if User.select().where(User.username == username).exists():
             raise Validation(f"the username {username!r} is taken", field="username")
