@@ -15,6 +15,7 @@ from peewee import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from . import db as dbmod
+from . import i18n
 from .config import Config, ConfigError
 from .errors import FlattrError
 from .models import User
@@ -97,6 +98,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
     csrf.init_app(app)
+    i18n.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "web.signin"
 
@@ -121,6 +123,12 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         database = dbmod.database
         if dbmod.dialect().pooled and not database.is_closed() and database.transaction_depth() == 0:
             database.close()
+
+    @app.before_request
+    def statement_upload_limit():
+        """A bank statement (operator pages) may be larger than any other request."""
+        if request.path == "/operator/bank/import":
+            request.max_content_length = cfg.bank_max_statement_mb * 1024 * 1024
 
     @app.before_request
     def csrf_guard():
@@ -251,6 +259,9 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     from .rest_v2 import bp as rest_v2_bp
 
     app.register_blueprint(rest_v2_bp)
+    from .webhooks.views import bp as webhooks_web_bp
+
+    app.register_blueprint(webhooks_web_bp)
     from .federation.views import bp as federation_bp
 
     app.register_blueprint(federation_bp)

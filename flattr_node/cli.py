@@ -425,21 +425,17 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
     click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
 
 
-def _federation_commands() -> None:
+def _package_commands() -> None:
+    """The commands that live in their packages: bank (import, review,
+    payout export, refund) and federation (peer, settlement)."""
+    from .bank.cli import register
     from .federation.cli import commands
 
+    register(main, payout)
     commands(main, node_command)
 
 
+_package_commands()
+
 if __name__ == "__main__":
-    # `python -m flattr_node.cli`: this file runs as __main__, and the bank
-    # commands import flattr_node.cli, a second copy of it; registering them
-    # here would import that copy half-made. Run the module proper instead.
-    from flattr_node.cli import main as _main
-
-    _main()
-else:
-    from .bank import cli as _bank_cli  # (bank import/review, payout export, refund)
-
-    _bank_cli.register(main, payout)
-    _federation_commands()
+    main()

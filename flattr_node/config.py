@@ -57,10 +57,6 @@ class Config:
     tick_minutes: int = 5
     close_batch_size: int = 20000
     log_level: str = "INFO"
-    bank_iban: str = ""
-    bank_bic: str = ""
-    bank_account_name: str = ""
-    allow_private_network: bool = False
     federation_timeout: int = 10
     source: str | None = None  # the file it came from, not a key
 

@@ -86,7 +86,7 @@ _STAGED_MOVES = "ledger_stage_move"
 def _stage_tables() -> None:
     execute(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED_TXNS} "
-        "(ref BIGINT PRIMARY KEY, key VARCHAR(200) NOT NULL, txn_id BIGINT)"
+        "(ref BIGINT PRIMARY KEY, key VARCHAR(200) NOT NULL, txn_id BIGINT, memo TEXT)"
     )
     execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED_MOVES} (ref BIGINT NOT NULL, account_id BIGINT, amount BIGINT NOT NULL)")
     execute(f"DELETE FROM {STAGED_TXNS}")
@@ -112,12 +112,40 @@ def post_many(kind: str, memo: str, txns_sql: str, moves_sql: str, params: tuple
     """
     _stage_tables()
     execute(f"INSERT INTO {STAGED_TXNS} (ref, key) {txns_sql}", params)
-    execute(f"DELETE FROM {STAGED_TXNS} WHERE EXISTS (SELECT 1 FROM txn t WHERE t.key = {STAGED_TXNS}.key)")
     execute(
-        f"INSERT INTO {_STAGED_MOVES} (ref, account_id, amount) SELECT m.ref, m.account_id, m.amount FROM ({moves_sql}) m "
-        f"WHERE m.ref IN (SELECT ref FROM {STAGED_TXNS})",
+        f"INSERT INTO {_STAGED_MOVES} (ref, account_id, amount) SELECT m.ref, m.account_id, m.amount FROM ({moves_sql}) m",
         params,
     )
+    return _post_staged(kind, memo, now)
+
+
+def post_values(kind: str, items: list[tuple[str, list[tuple[int, int]], str]], now=None) -> dict[str, int]:
+    """`post_many` for transactions given as values: (key, moves, memo) each,
+    moves as (account_id, amount). Returns {key: txn id} of those made now
+    (a key already used moves nothing again). For a bank statement's
+    hundreds of deposits: a few statements for the lot."""
+    keys = [key for key, _, _ in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError("post_values: a key appears twice")
+    _stage_tables()
+    cursor = database.cursor()
+    cursor.executemany(
+        f"INSERT INTO {STAGED_TXNS} (ref, key, memo) VALUES (?, ?, ?)".replace("?", database.param),
+        [(ref, key, memo) for ref, (key, _, memo) in enumerate(items)],
+    )
+    cursor.executemany(
+        f"INSERT INTO {_STAGED_MOVES} (ref, account_id, amount) VALUES (?, ?, ?)".replace("?", database.param),
+        [(ref, account_id, amount) for ref, (_, moves, _) in enumerate(items) for account_id, amount in moves],
+    )
+    _post_staged(kind, "", now)
+    return dict(execute(f"SELECT key, txn_id FROM {STAGED_TXNS}").fetchall())
+
+
+def _post_staged(kind: str, memo: str, now) -> int:
+    """Write the staged transactions whose keys are new: the checks, the
+    transactions, their postings and the balance cache (see post_many)."""
+    execute(f"DELETE FROM {STAGED_TXNS} WHERE EXISTS (SELECT 1 FROM txn t WHERE t.key = {STAGED_TXNS}.key)")
+    execute(f"DELETE FROM {_STAGED_MOVES} WHERE ref NOT IN (SELECT ref FROM {STAGED_TXNS})")
     missing = execute(f"SELECT COUNT(*) FROM {_STAGED_MOVES} WHERE account_id IS NULL").fetchone()[0]
     if missing:
         raise RuntimeError(f"{kind} transactions would post to {missing} missing accounts")
@@ -129,7 +157,7 @@ def post_many(kind: str, memo: str, txns_sql: str, moves_sql: str, params: tuple
     if bad:
         raise ValueError(f"postings of {bad[0]} do not sum to zero or move nothing (sum {bad[1]} over {bad[2]} moves)")
     made = execute(
-        f"INSERT INTO txn (key, kind, memo, created_at) SELECT key, ?, ?, ? FROM {STAGED_TXNS} ORDER BY ref",
+        f"INSERT INTO txn (key, kind, memo, created_at) SELECT key, ?, COALESCE(memo, ?), ? FROM {STAGED_TXNS} ORDER BY ref",
         (kind, memo, now or utcnow()),
     ).rowcount
     execute(f"UPDATE {STAGED_TXNS} SET txn_id = (SELECT t.id FROM txn t WHERE t.key = {STAGED_TXNS}.key)")

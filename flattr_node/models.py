@@ -50,6 +50,7 @@ class User(BaseModel):
     monthly_topup = BigIntegerField(default=0, constraints=[Check("monthly_topup >= 0")])
     topup_set_at = DateTimeField(null=True)  # a top-up starts with the next period
     created_at = DateTimeField(default=utcnow)
+    language = CharField(max_length=8, default="")  # en | de | sv, chosen with the switch; "": the browser's
 
     # flask-login's protocol
     is_authenticated = True

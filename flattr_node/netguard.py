@@ -193,12 +193,10 @@ def fetch(
     method: str = "GET",
     body: bytes | None = None,
 ) -> Fetched:
-    """GET (or `method` with `body`) `url` within `timeout` seconds overall,
-    at most `max_bytes` of response body, following up to `max_redirects`
-    redirects that `redirect_ok(from, to)` accepts (a GET only: any other
-    method gets its redirect back as the answer). Returns the final response
-    whatever its status; raises FetchError (a 422 validation error on field
-    "url") when it cannot."""
+    """GET `url` (or `method` with `body`: a webhook's POST) within `timeout` seconds overall, at most `max_bytes` of
+    body, following up to `max_redirects` redirects that `redirect_ok(from,
+    to)` accepts. Returns the final response whatever its status; raises
+    FetchError (a 422 validation error on field "url") when it cannot."""
     deadline = _Deadline(timeout)
     url = normalize_url(url)
     send = {"User-Agent": USER_AGENT, **(headers or {})}

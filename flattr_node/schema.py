@@ -350,6 +350,16 @@ def _m20_federation() -> None:
     keys.ensure_key()  # the node's Ed25519 identity, made by init
 
 
+def _m41_webhooks() -> None:
+    from .webhooks.models import WEBHOOK_MODELS
+
+    database.create_tables(WEBHOOK_MODELS)
+
+
+def _m52_user_language() -> None:
+    add_columns("user", language=CharField(max_length=8, default=""))
+
+
 MIGRATIONS = [
     (1, "initial schema", _m1_initial),
     (2, "invite codes and password resets", _m2_invites_and_resets),
@@ -361,8 +371,10 @@ MIGRATIONS = [
     (20, "federation: node key, peers, outbox, inbox", _m20_federation),
     (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
     (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
+    (41, "webhooks: endpoints and their queue", _m41_webhooks),
     (50, "subscriptions", _m50_subscriptions),
     (51, "notices", _m51_notices),
+    (52, "a person's language", _m52_user_language),
 ]
 
 

@@ -34,6 +34,16 @@ def load_close_bench():
     return module
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked sqlite_only (pages in several languages, catalogs) do not
+    depend on the database engine: CI runs them in the SQLite pass only."""
+    if PG_URL:
+        skip = pytest.mark.skip(reason="does not depend on the database engine: runs in the SQLite pass")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
 def pytest_report_header(config):
     return f"database under test: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite files'}"
 

@@ -11,6 +11,7 @@ from flask_login import current_user
 from .. import closing, periods
 from .. import scopes as scope_names
 from ..bank import accounts as payout_accounts
+from ..bank import statement
 from ..errors import Forbidden, InsufficientScope, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
 from ..services import flattring, funds, people, things
@@ -280,6 +281,12 @@ def post_revenue_to_funds():
     return jsonify(private(user))
 
 
+@bp.get("/user/statement")
+def my_statement():
+    year = statement.parse_year(request.args.get("year"))
+    return jsonify(statement.as_json(cfg(), statement.statement(cfg(), caller(), year)))
+
+
 @bp.get("/periods/<name>")
 @needs(PUBLIC)
 def get_period(name):
@@ -317,3 +324,4 @@ def openapi_paths() -> set[str]:
 
 
 from . import subscriptions as _subscriptions  # noqa: E402,F401  (registers /subscriptions on bp)
+from . import webhooks as _webhooks  # noqa: E402,F401  (registers /webhooks on bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import parse_qs, urlsplit
 
-from .. import ledger, periods
+from .. import ledger, periods, webhooks
 from ..config import Config
 from ..db import database, dialect, execute
 from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, PeriodClosed, Validation
@@ -31,14 +31,16 @@ def _lock_period() -> str:
 
 def _flattr_context(thing_id: int, period: str, giver: User):
     """In one statement: the thing with its owner's name, the period's
-    status and the giver's funds; the period's row is made on the month's
-    first flattr. None if there is no such thing."""
+    status, the giver's funds and whether the owner has a webhook endpoint;
+    the period's row is made on the month's first flattr. None if there is
+    no such thing."""
 
     def read():
         return execute(
             "SELECT t.id, t.owner_id, t.url, t.title, t.archived, u.username, "
             "(SELECT p.status FROM period p WHERE p.name = ?), "
-            "(SELECT a.balance FROM account a WHERE a.code = ?) "
+            "(SELECT a.balance FROM account a WHERE a.code = ?), "
+            "EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.user_id = t.owner_id AND e.enabled AND e.deleted_at IS NULL) "
             'FROM thing t JOIN "user" u ON u.id = t.owner_id WHERE t.id = ?',
             (period, ledger.user_code(giver.id, "funds"), thing_id),
         ).fetchone()
@@ -62,7 +64,7 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
     row = _flattr_context(thing_id, period, giver)
     if row is None:
         raise NotFound(f"no thing with id {thing_id}")
-    tid, owner_id, url, title, archived, username, state, funds = row
+    tid, owner_id, url, title, archived, username, state, funds, hooks = row
     thing = Thing(id=tid, owner=User(id=owner_id, username=username), url=url, title=title, archived=bool(archived))
     if thing.owner_id == giver.id:
         raise FlattrOwner("you cannot flattr your own thing")
@@ -86,6 +88,8 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
     # One flattr per thing per month (R7) is the unique (giver_id, thing_id,
     # period) index: a second one, even from a concurrent request, inserts
     # nothing and returns no id.
+    # The owner's webhook messages (flattr.created) go in the flattr's own
+    # transaction (every caller of _record holds one: flattr_node/webhooks).
     row = execute(
         "INSERT INTO flattr (giver_id, thing_id, owner_id, period, created_at, status) "
         "SELECT ?, ?, ?, ?, ?, 'pending' "
@@ -93,6 +97,8 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
         "ON CONFLICT (giver_id, thing_id, period) DO NOTHING RETURNING id",
         (giver.id, thing.id, thing.owner_id, period, Flattr.created_at.db_value(now), period),
     ).fetchone()
+    if row is not None and hooks:
+        webhooks.enqueue("flattr.created", thing.owner_id, str(row[0]), now)
     if row is None:
         state = execute("SELECT status FROM period WHERE name = ?", (period,)).fetchone()[0]
         if state != "open":

@@ -17,7 +17,7 @@ from babel.dates import format_date, format_datetime
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import closing, periods, words
+from .. import closing, i18n, periods, words
 from ..errors import FlattrError
 from ..models import User, utcnow
 from ..money import format_amount
@@ -30,10 +30,15 @@ def node():
 
 
 def reader_locale() -> Locale:
-    """The best locale the reader's browser asks for that Babel knows, else
-    English. Parsed once per request: Babel is faster with a Locale object."""
+    """The language picked with the switch, if any; else the best locale the
+    reader's browser asks for that Babel knows, else English. Parsed once
+    per request: Babel is faster with a Locale object."""
     if "locale" not in g:
         g.locale = None
+        chosen = i18n.chosen_language()
+        if chosen is not None:
+            g.locale = Locale.parse(chosen)
+            return g.locale
         for value, _quality in request.accept_languages:
             if value == "*" or len(value) > 35:
                 continue
@@ -155,4 +160,4 @@ def healthz():
     return {"ok": True}
 
 
-from . import auth, bank, community, dashboard, operator, subscriptions  # noqa: E402,F401  (register their routes on bp)
+from . import auth, bank, community, dashboard, language, operator, subscriptions  # noqa: E402,F401  (register their routes on bp)
