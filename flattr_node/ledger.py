@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from .db import consistent_read, database, execute, is_postgres
+from .db import consistent_read, database, execute, insert_rows, is_postgres
 from .models import Account, Deposit, Flattr, Payout, Period, Posting, Txn, User, utcnow
 
 NODE_ACCOUNTS = ("external", "fees", "payouts")
@@ -112,14 +112,17 @@ def post_many(items: list[tuple[str, str, list[tuple[int, int]], str]], now=None
         return {}
     at = now or utcnow()
     ids: dict[str, int] = {}
+    when = Txn.created_at.db_value(at)
     for start in range(0, len(todo), 500):
         part = todo[start : start + 500]
-        Txn.insert_many([(k, kind, memo, at) for k, kind, memo, _ in part], fields=[Txn.key, Txn.kind, Txn.memo, Txn.created_at]).execute()
-        ids.update(Txn.select(Txn.key, Txn.id).where(Txn.key.in_([k for k, *_ in part])).tuples())
-        Posting.insert_many(
+        insert_rows(Txn, [Txn.key, Txn.kind, Txn.memo, Txn.created_at], [(k, kind, memo, when) for k, kind, memo, _ in part])
+        marks = ", ".join([database.param] * len(part))
+        ids.update(database.execute_sql(f"SELECT key, id FROM txn WHERE key IN ({marks})", [k for k, *_ in part]).fetchall())
+        insert_rows(
+            Posting,
+            [Posting.txn, Posting.account, Posting.amount],
             [(ids[k], account_id, amount) for k, _, _, amounts in part for account_id, amount in amounts.items()],
-            fields=[Posting.txn, Posting.account, Posting.amount],
-        ).execute()
+        )
     cursor = database.cursor()
     cursor.executemany(
         f"UPDATE account SET balance = balance + {database.param} WHERE id = {database.param}",
