@@ -26,3 +26,40 @@ def translations(lang: str) -> NullTranslations:
     if lang == "en":
         return NullTranslations()
     return Translations.load(str(TRANSLATIONS_DIR), [lang], domain="messages")
+
+
+# --- pages (Flask-Babel) ----------------------------------------------------------
+
+COOKIE = "lang"
+COOKIE_AGE = 365 * 24 * 3600
+
+
+def chosen_language() -> str | None:
+    """The language picked with the switch: the person's, else the browser's cookie."""
+    from flask import request
+    from flask_login import current_user
+
+    if current_user.is_authenticated and getattr(current_user, "language", ""):
+        return clean(current_user.language)
+    value = request.cookies.get(COOKIE, "")
+    return value if value in LANGUAGES else None
+
+
+def page_language() -> str:
+    """The switch's choice, else the best of Accept-Language, else English."""
+    from flask import g, request
+
+    if "page_language" not in g:
+        g.page_language = chosen_language() or request.accept_languages.best_match(LANGUAGES) or "en"
+    return g.page_language
+
+
+def init_app(app) -> None:
+    from flask_babel import Babel
+
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
+    Babel(app, locale_selector=page_language)
+
+    @app.context_processor
+    def language_context():
+        return {"page_language": page_language, "languages": [(code, NAMES[code]) for code in LANGUAGES]}

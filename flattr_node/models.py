@@ -50,6 +50,7 @@ class User(BaseModel):
     monthly_topup = BigIntegerField(default=0, constraints=[Check("monthly_topup >= 0")])
     topup_set_at = DateTimeField(null=True)  # a top-up starts with the next period
     created_at = DateTimeField(default=utcnow)
+    language = CharField(max_length=8, default="")  # en | de | sv, chosen with the switch; "": the browser's
 
     # flask-login's protocol
     is_authenticated = True
@@ -164,6 +165,10 @@ class ClosePlan(BaseModel):
     spend = BigIntegerField(constraints=[Check("spend >= 0")])
     n = IntegerField(constraints=[Check("n > 0")])
     txn = ForeignKeyField(Txn, null=True, on_delete="RESTRICT")
+    # The cut (R9): (created_at, id) of the giver's (spend % n)-th earliest
+    # counting flattr; it and the earlier ones get a cent more (rules.share_sql).
+    cut_at = DateTimeField(null=True)
+    cut_id = IntegerField(null=True)
 
     class Meta:
         primary_key = CompositeKey("period", "giver")

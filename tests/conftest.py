@@ -20,6 +20,9 @@ from flattr_node.schema import migrate
 from flattr_node.services import funds, people
 
 PG_URL = os.environ.get("FLATTR_TEST_DATABASE", "")
+# For tests that do not depend on the database engine (pages in a browser,
+# pure functions): CI runs the suite twice, they need to run once.
+sqlite_pass_only = pytest.mark.skipif(bool(PG_URL), reason="does not depend on the database engine: runs in the SQLite pass only")
 CLOSE_BENCH = Path(__file__).resolve().parent.parent / "bench" / "close_month.py"
 
 
@@ -29,6 +32,16 @@ def load_close_bench():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked sqlite_only (pages in several languages, catalogs) do not
+    depend on the database engine: CI runs them in the SQLite pass only."""
+    if PG_URL:
+        skip = pytest.mark.skip(reason="does not depend on the database engine: runs in the SQLite pass")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
 
 
 def pytest_report_header(config):

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..config import Config
-from ..db import database, insert_rows, is_postgres
+from ..db import database, dialect, insert_rows
 from ..errors import FlattrError, NotFound, Validation
 from ..models import Deposit, Payout, utcnow
 from ..money import format_amount
@@ -40,6 +40,7 @@ from .statements import Entry, Statement
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+IMPORT_LOCK = 7294031
 
 
 @dataclasses.dataclass
@@ -221,8 +222,7 @@ def import_statement(cfg: Config, statement: Statement, progress: Callable[[int,
     for start in range(0, len(entries), CHUNK):
         chunk = entries[start : start + CHUNK]
         with database.atomic():
-            if is_postgres():  # one importer at a time: the second sees the first's entries
-                database.execute_sql("SELECT pg_advisory_xact_lock(7294031)")
+            dialect().advisory_lock(IMPORT_LOCK)  # one importer at a time: the second sees the first's entries
             seen = {k for (k,) in BankEntry.select(BankEntry.key).where(BankEntry.key.in_([e.key for e in chunk])).tuples()}
             new: list[Entry] = []
             for entry in chunk:

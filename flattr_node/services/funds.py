@@ -9,7 +9,7 @@ import uuid
 
 from peewee import IntegrityError
 
-from .. import ledger, periods
+from .. import ledger, periods, webhooks
 from ..bank import payouts as bank_payouts
 from ..bank import references
 from ..config import Config
@@ -128,9 +128,8 @@ def confirm_many(deposits: list, now: dt.datetime | None = None) -> list:
     lock_accounts(["node:external", *codes])
     funds_ids = dict(Account.select(Account.user, Account.id).where(Account.user.in_({d.user_id for d in todo}) & (Account.kind == "funds")).tuples())
     external = ledger.node_account("external").id
-    txns = ledger.post_many(
-        [(f"deposit:{d.id}:confirm", "deposit", [(external, -d.amount), (funds_ids[d.user_id], d.amount)], d.reference) for d in todo],
-        now=at,
+    txns = ledger.post_values(
+        "deposit", [(f"deposit:{d.id}:confirm", [(external, -d.amount), (funds_ids[d.user_id], d.amount)], d.reference) for d in todo], now=at
     )
     done = [d for d in todo if f"deposit:{d.id}:confirm" in txns]
     database.cursor().executemany(
@@ -216,6 +215,8 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
         )
         Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
         notices.queue(payout.user_id, "payout", f"payout:{payout.id}:{status}", {"amount": payout.amount, "status": status})
+        if status == "paid":
+            webhooks.enqueue("payout.paid", payout.user_id, str(payout.id))
     log.info("payout %d %s: %d cents", payout.id, status, payout.amount)
     return Payout.get_by_id(payout.id), True
 

@@ -331,7 +331,7 @@ def message_for(cfg: Config, notice: Notice, user: User) -> EmailMessage:
 def send_pending(cfg: Config, now: dt.datetime | None = None) -> int:
     """Mail what is pending; returns how many were sent. Without SMTP
     nothing is mailed: notices stay on the dashboard."""
-    from .passwords import mail_enabled
+    from ..mailer import enabled as mail_enabled
 
     if not mail_enabled(cfg):
         return 0

@@ -14,14 +14,13 @@ from functools import wraps
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import periods, words
+from .. import closing, i18n, periods, words
 from ..errors import FlattrError
 from ..models import User, utcnow
 from ..money import format_amount
-from ..services import closing
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
@@ -31,10 +30,15 @@ def node():
 
 
 def reader_locale() -> Locale:
-    """The best locale the reader's browser asks for that Babel knows, else
-    English. Parsed once per request: Babel is faster with a Locale object."""
+    """The language picked with the switch, if any; else the best locale the
+    reader's browser asks for that Babel knows, else English. Parsed once
+    per request: Babel is faster with a Locale object."""
     if "locale" not in g:
         g.locale = None
+        chosen = i18n.chosen_language()
+        if chosen is not None:
+            g.locale = Locale.parse(chosen)
+            return g.locale
         for value, _quality in request.accept_languages:
             if value == "*" or len(value) > 35:
                 continue
@@ -115,7 +119,7 @@ def plural_filter(n, one: str, many: str) -> str:
     return words.plural(int(n), one, many)
 
 
-@bp.app_template_filter("count")
+@bp.app_template_filter("how_many")
 def count_filter(n, one: str, many: str) -> str:
     return words.count(int(n), one, many)
 
@@ -145,9 +149,15 @@ def index():
     return render_template("index.html", cfg=cfg, period=closing.period_summary(cfg, period))
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico before reading a page's <link rel="icon">."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
+
+
 @bp.get("/healthz")
 def healthz():
     return {"ok": True}
 
 
-from . import auth, bank, community, dashboard, operator, subscriptions  # noqa: E402,F401  (register their routes on bp)
+from . import auth, bank, community, dashboard, language, operator, subscriptions  # noqa: E402,F401  (register their routes on bp)

@@ -11,9 +11,9 @@ from wtforms import HiddenField, SelectField
 
 from .. import i18n
 from ..errors import FlattrError
+from ..mailer import enabled as mail_enabled
 from ..models_sup import NOTICE_KINDS, SUBSCRIPTION_MONTHS
 from ..services import notices, subscriptions
-from ..services.passwords import mail_enabled
 from . import bp, me, node, reader_locale
 
 
