@@ -12,7 +12,8 @@ claimed with a lease (two processes never send it at once), POSTed through
 the node's guarded outbound HTTP (http/https, a deadline, no private
 address unless `allow_private_network`), and marked delivered on a 2xx.
 Otherwise it is tried again with backoff; a message that fails its last
-attempt disables its endpoint, which its owner sees on the dashboard.
+attempt disables its endpoint, and its owner gets a notice (dashboard, and
+e-mail if they want that kind).
 
 Delivery is at least once: a node killed after the receiver answered but
 before it recorded the answer sends the message again, with the same
@@ -35,6 +36,7 @@ from ..config import Config
 from ..db import database, execute
 from ..errors import NotFound, Validation
 from ..models import Flattr, Period, Thing, User, utcnow
+from ..services import notices
 from ..urls import normalize_url
 from .models import WebhookEndpoint, WebhookMessage, WebhookPeriod
 
@@ -335,6 +337,12 @@ def deliver_one(cfg: Config, number: int, now: dt.datetime) -> bool:
             ).execute()
             reason = f"disabled on {now:%Y-%m-%d %H:%M} UTC: message {message_id(message)} failed {message.attempts} times ({error})"
             WebhookEndpoint.update(enabled=False, disabled_reason=reason).where(WebhookEndpoint.id == endpoint.id).execute()
+            notices.queue(
+                endpoint.user_id,
+                "webhook_disabled",
+                f"webhook:{endpoint.id}:disabled:{number}",
+                {"url": endpoint.url, "attempts": message.attempts, "error": error},
+            )
             log.warning("webhook endpoint %d (%s) %s", endpoint.id, endpoint.url, reason)
         else:
             WebhookMessage.update(
