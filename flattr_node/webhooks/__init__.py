@@ -163,11 +163,11 @@ def send_again(user: User, message_id) -> WebhookMessage:
 # --- events into the queue ------------------------------------------------------------
 
 
-def _enqueue_sql(event: str) -> str:
+def _enqueue_sql() -> str:
     return (
         "INSERT INTO webhook_message (endpoint_id, event, subject, status, attempts, created_at, next_attempt_at, last_error) "
         "SELECT e.id, ?, ?, 'pending', 0, ?, ?, '' FROM webhook_endpoint e "
-        f"WHERE e.user_id = ? AND e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%{event}%' "
+        "WHERE e.user_id = ? AND e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE ? "
         "ON CONFLICT (endpoint_id, event, subject) DO NOTHING"
     )
 
@@ -175,7 +175,7 @@ def _enqueue_sql(event: str) -> str:
 _ENQUEUE_ALL = (
     "INSERT INTO webhook_message (endpoint_id, event, subject, status, attempts, created_at, next_attempt_at, last_error) "
     "SELECT e.id, ?, ?, 'pending', 0, ?, ?, '' FROM webhook_endpoint e "
-    "WHERE e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%{event}%'{only} "
+    "WHERE e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE ?{only} "
     "ON CONFLICT (endpoint_id, event, subject) DO NOTHING"
 )
 _EARNED = " AND EXISTS (SELECT 1 FROM flattr f WHERE f.period = ? AND f.owner_id = e.user_id AND f.status = 'counted')"
@@ -185,7 +185,7 @@ def enqueue(event: str, user_id: int, subject: str, now: dt.datetime | None = No
     """Inside the event's transaction: a message for each of the person's endpoints that wants it."""
     assert event in EVENTS, event
     when = WebhookMessage.created_at.db_value(now or utcnow())
-    execute(_enqueue_sql(event), (event, subject, when, when, user_id, True))
+    execute(_enqueue_sql(), (event, subject, when, when, user_id, True, f"%{event}%"))
 
 
 def has_endpoints(user_id: int) -> bool:
@@ -207,11 +207,8 @@ def announce_closed_periods(cfg: Config, now: dt.datetime | None = None) -> list
             WebhookPeriod.insert(name=name, announced_at=when).on_conflict_ignore().execute()
             # One statement per event for every endpoint: owners with revenue are found by the flattrs' index.
             stamp = WebhookMessage.created_at.db_value(when)
-            execute(_ENQUEUE_ALL.format(event="period.closed", only=""), ("period.closed", name, stamp, stamp, True))
-            execute(
-                _ENQUEUE_ALL.format(event="revenue.credited", only=_EARNED),
-                ("revenue.credited", name, stamp, stamp, True, name),
-            )
+            execute(_ENQUEUE_ALL.format(only=""), ("period.closed", name, stamp, stamp, True, "%period.closed%"))
+            execute(_ENQUEUE_ALL.format(only=_EARNED), ("revenue.credited", name, stamp, stamp, True, "%revenue.credited%", name))
         done.append(name)
     return done
 
