@@ -17,6 +17,7 @@ See bench/README.md for what is measured and how.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -318,7 +319,7 @@ def _cpu() -> float:
 
 def close_child(url: str, batch_size: int, fee_percent: int) -> None:
     """Runs in a fresh interpreter: bind, close the month, report as JSON."""
-    from flattr_node.services import closing
+    from flattr_node import closing
 
     cfg = validate(Config(database=url, scheduler=False, close_batch_size=batch_size, fee_percent=fee_percent))
     database = dbmod.bind(url)
@@ -452,6 +453,61 @@ def baseline(plan: list[int], rest: int, batches: int) -> float:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def hand_loop(path: str) -> tuple[float, float]:
+    """The obvious program a user would write over raw sqlite3, on a copy of
+    the month (`path`): read the month's flattrs joined to their things in
+    (giver, time, id) order, split each giver's min(budget, funds) with the
+    extra cents to the earliest, insert one transaction per giver with one
+    posting per flattr and one for the giver, update the balances; one
+    transaction, no R8, no fees, no statuses. Returns (seconds, CPU seconds)."""
+    from collections import defaultdict
+    from itertools import groupby
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    started, cpu_before = time.perf_counter(), _cpu()
+    conn.execute("BEGIN IMMEDIATE")
+    funds = {u: (min(budget, balance), a) for u, budget, balance, a in conn.execute(
+        "SELECT u.id, u.monthly_budget, a.balance, a.id FROM \"user\" u JOIN account a ON a.user_id = u.id AND a.kind = 'funds'")}
+    revenue = dict(conn.execute("SELECT user_id, id FROM account WHERE kind = 'revenue'"))
+    month = conn.execute(
+        "SELECT f.giver_id, t.owner_id FROM flattr f JOIN thing t ON t.id = f.thing_id WHERE f.period = ? "
+        "ORDER BY f.giver_id, f.created_at, f.id", (PERIOD,))
+    postings, deltas = [], defaultdict(int)
+    for giver, flattrs in groupby(month, key=lambda row: row[0]):
+        owners = [owner for _, owner in flattrs]
+        spend, account = funds[giver]
+        if spend <= 0:
+            continue
+        txn = conn.execute("INSERT INTO txn (key, kind, memo, created_at) VALUES (?, 'hand', ?, ?)",
+                           (f"hand:{giver}", PERIOD, CLOSE_AT.isoformat(" "))).lastrowid
+        postings.append((txn, account, -spend))
+        deltas[account] -= spend
+        base, extra = divmod(spend, len(owners))
+        for i, owner in enumerate(owners):
+            share = base + (i < extra)
+            if share:
+                postings.append((txn, revenue[owner], share))
+                deltas[revenue[owner]] += share
+    conn.executemany("INSERT INTO posting (txn_id, account_id, amount) VALUES (?, ?, ?)", postings)
+    conn.executemany("UPDATE account SET balance = balance + ? WHERE id = ?", [(d, a) for a, d in deltas.items()])
+    conn.execute("COMMIT")
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu_before
+    conn.close()
+    return seconds, cpu
+
+
+def copy_sqlite(path: Path) -> str:
+    """A copy of the month (SQLite's backup API) for the hand loop."""
+    copy = str(path) + ".hand.db"
+    src, dst = sqlite3.connect(str(path)), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return copy
+
+
 # -- the run ------------------------------------------------------------------------------------------
 
 
@@ -494,6 +550,7 @@ def main(argv=None) -> int:
         say(f"built {expected['flattrs']:,} flattrs by {expected['givers']:,} people on {expected['things']:,} things "
             f"in {build_seconds:.1f} s ({target.where()})")
 
+        hand_copy = copy_sqlite(target.path) if target.is_sqlite else None
         close = run_close(target.url, args.batch_size, args.fee_percent)
         say(f"close (batch size {args.batch_size}): {close['seconds']:.2f} s ({close['cpu_seconds']:.1f} s CPU in this process), peak RSS {close['peak_rss_kb'] / 1024:.0f} MB "
             f"(RSS {close['rss_before_kb'] / 1024:.0f} MB before the close)")
@@ -511,6 +568,14 @@ def main(argv=None) -> int:
         plan = [written["close_plan"], written["flattr_updates"]] if target.is_sqlite else [planned]
         base, base_cpu = baseline(plan, total_rows - planned, batches)
         ratio = close["seconds"] / base
+        hand = hand_cpu = None
+        if hand_copy:
+            hand, hand_cpu = hand_loop(hand_copy)
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(hand_copy + suffix)
+            say(f"hand loop (raw sqlite3, one transaction, no R8/fees/statuses): {hand:.2f} s ({hand_cpu:.1f} s CPU); "
+                f"close / hand loop {close['seconds'] / hand:.2f}")
         cpu_ratio = close["cpu_seconds"] / base_cpu if base_cpu else float("nan")
         load_after = os.getloadavg()
         say(f"rows written: {total_rows:,} ({', '.join(f'{k} {v:,}' for k, v in written.items())}) in {len(plan) + batches} transactions")
@@ -544,6 +609,9 @@ def main(argv=None) -> int:
             "baseline_seconds": round(base, 3),
             "baseline_cpu_seconds": round(base_cpu, 2),
             "ratio": round(ratio, 2),
+            "hand_loop_seconds": round(hand, 3) if hand else None,
+            "hand_loop_cpu_seconds": round(hand_cpu, 2) if hand else None,
+            "hand_loop_ratio": round(close["seconds"] / hand, 2) if hand else None,
             "cpu_ratio": round(cpu_ratio, 2),
             "spent": check["spent"],
             "distributed": check["distributed"],

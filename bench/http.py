@@ -7,6 +7,11 @@ month close of bench/close_month.py on PostgreSQL.
     .venv/bin/python bench/http.py --database postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/http.py --close-on postgresql://postgres@127.0.0.1:5432/test
 
+Also a flattr through Flattr's REST v2 with an OAuth token (got through the
+real consent flow), and a flattr on a thing whose owner has a webhook (the
+scheduler delivering them meanwhile), each against the plain /api/v1 flattr
+of the same round: targets 0.8.
+
 Targets: flattr >= 50 % and badge >= 80 % of the trivial endpoint's rate
 (the button, GET /api/v1/things/{id}, is measured beside them; the issue
 sets it no target). Ratios, not absolute numbers, are what compare across
@@ -45,11 +50,61 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from nodeproc import Server, drop_pg_schema, pg_schema, seed_people, write_config  # noqa: E402
+from nodeproc import Server, cli, drop_pg_schema, pg_schema, seed_people, write_config  # noqa: E402
 
 from flattr_node.config import Config, validate  # noqa: E402
 
 TARGETS = {"flattr": 0.50, "badge": 0.80}
+# Against the plain flattr (/api/v1, personal token, an owner without webhooks) of the same round:
+VS_FLATTR = {"flattr_v2": 0.80, "flattr_hooked": 0.80}
+OAUTH_PEOPLE = 20  # people who allow the bench's OAuth app (through the real consent flow)
+HOOKED_OWNERS = 40  # people with a webhook endpoint (for flattr.created)
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+def oauth_token(base: str, username: str, client_id: str, secret: str) -> str:
+    """An access token the way an app gets one: sign in, consent, code, PKCE exchange."""
+    import base64
+    import hashlib
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    http = requests.Session()
+    page = http.get(f"{base}/signin", timeout=30)
+    http.post(f"{base}/signin", data={"csrf_token": csrf_of(page.text), "username": username, "password": "correct horse"}, timeout=30)
+    verifier = "bench-verifier-" + "x" * 40
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    cb = "http://127.0.0.1:9/cb"
+    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": cb, "scope": "flattr",
+                       "code_challenge": challenge, "code_challenge_method": "S256"})
+    page = http.get(f"{base}/oauth/authorize?{query}", timeout=30)
+    answer = http.post(f"{base}/oauth/authorize?{query}", data={"csrf_token": csrf_of(page.text), "allow": "yes"}, allow_redirects=False, timeout=30)
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    token = requests.post(f"{base}/oauth/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": cb,
+                                                       "code_verifier": verifier}, auth=(client_id, secret), timeout=30)
+    return token.json()["access_token"]
+
+
+def webhook_receiver() -> str:
+    """A loopback endpoint that answers 204 to every delivery (the apps' side)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hook"
 
 
 def measure(name: str, make_request, clients: int, seconds: float) -> dict:
@@ -104,17 +159,35 @@ def main() -> int:
     try:
         print(f"seeding {args.people} people ...", file=sys.stderr)
         data = seed_people(validate(Config(database=url, secret_key="x" * 32, scheduler=False)), people=args.people, things_per_person=3)
-        config = write_config(tmp / "config.toml", url, threads=args.threads)
+        # The scheduler runs: webhooks are delivered (to a loopback receiver) while flattrs go on.
+        config = write_config(tmp / "config.toml", url, threads=args.threads, scheduler=True, allow_private_network=True)
+        app = cli(config, "oauth", "client", "create", "bench app", "--redirect-uri", "http://127.0.0.1/cb").stdout
+        client_id, client_secret = (line.split(": ", 1)[1] for line in app.strip().splitlines())
         server = Server(config, tmp / "serve.log")
         tokens = [(uid, tok) for uid, tok in sorted(data["tokens"].items())]
         things = data["things"]
         owner_of = {t: tokens[i // 3][0] for i, t in enumerate(things)}
         base = server.url
         try:
-            # Every flattr is a new (person, thing) pair, so each one is a real insert.
-            pairs = [(tok, t) for uid, tok in tokens for t in things if owner_of[t] != uid]
-            random.Random(1).shuffle(pairs)
-            cursor = iter(pairs)
+            print(f"{OAUTH_PEOPLE} people allow the OAuth app, {HOOKED_OWNERS} add a webhook ...", file=sys.stderr)
+            oauth = [(uid, oauth_token(base, f"r{i:04d}", client_id, client_secret)) for i, (uid, _) in enumerate(tokens[:OAUTH_PEOPLE])]
+            hook = webhook_receiver()
+            hooked = {uid for uid, _ in tokens[:HOOKED_OWNERS]}
+            for _, tok in tokens[:HOOKED_OWNERS]:
+                r = requests.post(f"{base}/api/v1/webhooks", json={"url": hook, "events": ["flattr.created"]},
+                                  headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+                assert r.status_code == 201, r.text
+            # Every flattr is a new (person, thing) pair, so each one is a real insert. Plain flattrs
+            # (personal token or OAuth) go to owners without a webhook; hooked ones to owners with one.
+            def shuffled(givers, hooked_owner):
+                pairs = [(tok, t) for uid, tok in givers for t in things if owner_of[t] != uid and (owner_of[t] in hooked) == hooked_owner]
+                random.Random(1).shuffle(pairs)
+                return iter(pairs)
+
+            # The OAuth people's pairs are kept apart from the personal tokens' ones: one pair is flattred once.
+            cursor = shuffled(tokens[OAUTH_PEOPLE:], False)
+            cursor_v2 = shuffled(oauth, False)
+            cursor_hooked = shuffled(tokens[OAUTH_PEOPLE:], True)
             lock = threading.Lock()
 
             def healthz(s, w, i):
@@ -135,8 +208,20 @@ def main() -> int:
                 r = s.post(f"{base}/api/v1/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
                 return r.status_code == 201, (r.status_code, r.text[:200])
 
+            def flattr_v2(s, w, i):
+                with lock:
+                    tok, t = next(cursor_v2)
+                r = s.post(f"{base}/rest/v2/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
+                return r.status_code == 200, (r.status_code, r.text[:200])
+
+            def flattr_hooked(s, w, i):
+                with lock:
+                    tok, t = next(cursor_hooked)
+                r = s.post(f"{base}/api/v1/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
+                return r.status_code == 201, (r.status_code, r.text[:200])
+
             has_badge = requests.get(f"{base}/things/{things[0]}/badge.svg", timeout=30).status_code == 200
-            runs = [("healthz", healthz), ("button", button), ("flattr", flattr)]
+            runs = [("healthz", healthz), ("button", button), ("flattr", flattr), ("flattr_v2", flattr_v2), ("flattr_hooked", flattr_hooked)]
             if has_badge:
                 runs.insert(2, ("badge", badge))
             rounds = []
@@ -163,6 +248,12 @@ def main() -> int:
                 if name in TARGETS:
                     results[name]["target"] = TARGETS[name]
                     results[name]["meets_target"] = results[name]["ratio"] >= TARGETS[name]
+                if name in VS_FLATTR:
+                    vs = [rnd[name]["rate"] / rnd["flattr"]["rate"] for rnd in rounds]
+                    results[name]["vs_flattr"] = round(statistics.median(vs), 3)
+                    results[name]["vs_flattr_rounds"] = [round(x, 3) for x in vs]
+                    results[name]["vs_flattr_target"] = VS_FLATTR[name]
+                    results[name]["meets_target"] = results[name]["vs_flattr"] >= VS_FLATTR[name]
         results["load"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         if args.close_on:
             print("running bench/close_month.py on PostgreSQL ...", file=sys.stderr)
@@ -184,7 +275,7 @@ def main() -> int:
     else:
         print(f"database: {results['database']}, {args.clients} client threads, {args.threads} waitress threads, "
               f"{args.rounds} rounds of {args.seconds:g} s per endpoint; medians")
-        for name in ("healthz", "button", "badge", "flattr"):
+        for name in ("healthz", "button", "badge", "flattr", "flattr_v2", "flattr_hooked"):
             if name in results:
                 r = results[name]
                 extra = ""
@@ -192,11 +283,14 @@ def main() -> int:
                     extra = f"  ratio {r['ratio']:.2f} (rounds: {', '.join(f'{x:.2f}' for x in r['ratios'])})"
                 if "target" in r:
                     extra += f"  target {r['target']:.2f}: {'met' if r['meets_target'] else 'NOT met'}"
+                if "vs_flattr" in r:
+                    extra += (f"  vs flattr {r['vs_flattr']:.2f} (rounds: {', '.join(f'{x:.2f}' for x in r['vs_flattr_rounds'])})"
+                              f"  target {r['vs_flattr_target']:.2f}: {'met' if r['meets_target'] else 'NOT met'}")
                 print(f"  {name:8} {r['rate']:8.1f} req/s  ({r['requests']} in {r['seconds']} s, {r['failed']} failed){extra}")
         print(f"load average: {results['load'][0]:.2f} before, {results['load'][1]:.2f} after")
         if "close_month_postgresql" in results:
             print("close_month on PostgreSQL:", json.dumps(results["close_month_postgresql"], default=str))
-    failed = sum(results[n]["failed"] for n in ("healthz", "button", "badge", "flattr") if n in results)
+    failed = sum(results[n]["failed"] for n in ("healthz", "button", "badge", "flattr", "flattr_v2", "flattr_hooked") if n in results)
     return 1 if failed else 0
 
 

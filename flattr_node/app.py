@@ -8,7 +8,7 @@ import secrets
 import time
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from peewee import OperationalError
@@ -91,6 +91,11 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     )
     if bind_database:
         dbmod.bind(cfg.database)
+    if cfg.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address from the proxies' X-Forwarded-For (rate limits count per client).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
     csrf.init_app(app)
     i18n.init_app(app)
@@ -116,8 +121,14 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         # long-lived); opening one and setting its pragmas cost about half a
         # millisecond, more than a badge's query.
         database = dbmod.database
-        if dbmod.is_postgres() and not database.is_closed() and database.transaction_depth() == 0:
+        if dbmod.dialect().pooled and not database.is_closed() and database.transaction_depth() == 0:
             database.close()
+
+    @app.before_request
+    def statement_upload_limit():
+        """A bank statement (operator pages) may be larger than any other request."""
+        if request.path == "/operator/bank/import":
+            request.max_content_length = cfg.bank_max_statement_mb * 1024 * 1024
 
     @app.before_request
     def csrf_guard():
@@ -166,10 +177,20 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if response.mimetype == "text/html":
             response.headers.setdefault("X-Frame-Options", "DENY")
+            # base-uri, form-action and object-src: no default-src fallback covers them.
+            # A page whose form must lead off the node (an OAuth consent that
+            # redirects to its client) sets its own policy before this runs.
             response.headers.setdefault(
                 "Content-Security-Policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+                "base-uri 'none'; form-action 'self'; object-src 'none'",
             )
+        if cfg.base_url.startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        login = g.get("_login_user")  # only if this request asked who is signed in
+        if login is not None and login.is_authenticated:
+            # A signed-in person's page or JSON: their money and e-mail, for no cache.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     @app.errorhandler(FlattrError)
@@ -238,6 +259,9 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     from .rest_v2 import bp as rest_v2_bp
 
     app.register_blueprint(rest_v2_bp)
+    from .webhooks.views import bp as webhooks_web_bp
+
+    app.register_blueprint(webhooks_web_bp)
     from .federation.views import bp as federation_bp
 
     app.register_blueprint(federation_bp)

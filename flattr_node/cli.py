@@ -43,8 +43,9 @@ def init(ctx):
         example = Path(__file__).with_name("config.example.toml").read_text()
         text = example.replace('secret_key = ""', f'secret_key = "{secrets.token_hex(32)}"', 1)
         try:
-            path.write_text(text)
-            os.chmod(path, 0o600)
+            # Readable by its owner alone from its first byte: it holds the secret key.
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(text)
         except OSError as e:
             fail(f"cannot write {path}: {e.strerror or e}")
         click.echo(f"wrote {path}")
@@ -258,8 +259,8 @@ def payout_failed(cfg, payout_id):
 @node_command
 def close_month(cfg, period, quiet):
     """Close PERIOD (YYYY-MM; default: the last ended one), exactly once."""
+    from . import closing
     from .money import format_amount
-    from .services import closing
 
     now = utcnow()
     name = period or periods.last_ended(now, cfg.tz)
@@ -322,7 +323,7 @@ def backup(cfg, path):
     if target.exists():
         fail(f"{path} exists: choose a new file")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if dbmod.is_postgres():
+    if dbmod.dialect().postgres:  # pg_dump; SQLite's online backup API below
         _backup_postgres(cfg.database, target)
         click.echo(f"backup written to {path}")
         return
@@ -424,16 +425,17 @@ def snippet(cfg, platform, thing_id, url, username, size, no_script):
     click.echo(embeds.snippet_for(cfg, platform, thing_id=thing_id, url=url, username=username, size=size, with_script=not no_script), nl=False)
 
 
-from .bank import cli as _bank_cli  # noqa: E402  (bank import/review, payout export, refund)
-
-_bank_cli.register(main, payout)
-def _federation_commands() -> None:
+def _package_commands() -> None:
+    """The commands that live in their packages: bank (import, review,
+    payout export, refund) and federation (peer, settlement)."""
+    from .bank.cli import register
     from .federation.cli import commands
 
+    register(main, payout)
     commands(main, node_command)
 
 
-_federation_commands()
+_package_commands()
 
 if __name__ == "__main__":
     main()

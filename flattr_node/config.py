@@ -27,8 +27,8 @@ class ConfigError(Exception):
 class Config:
     database: str = "sqlite:///var/flattr.db"
     secret_key: str = ""
-    allow_private_network: bool = False
     rate_limit_storage: str = "database"
+    proxy_hops: int = 0
     base_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -57,10 +57,6 @@ class Config:
     tick_minutes: int = 5
     close_batch_size: int = 20000
     log_level: str = "INFO"
-    bank_iban: str = ""
-    bank_bic: str = ""
-    bank_account_name: str = ""
-    allow_private_network: bool = False
     federation_timeout: int = 10
     source: str | None = None  # the file it came from, not a key
 
@@ -133,6 +129,8 @@ def validate(cfg: Config) -> Config:
         _fail("tick_minutes", "must be between 1 and 1440")
     if not 1 <= cfg.close_batch_size <= 100000:
         _fail("close_batch_size", "must be between 1 and 100000")
+    if not 0 <= cfg.proxy_hops <= 5:
+        _fail("proxy_hops", "must be between 0 and 5")
     if cfg.rate_limit_storage not in ("database", "memory") and urlsplit(cfg.rate_limit_storage).scheme not in ("redis", "rediss"):
         _fail("rate_limit_storage", "must be database, memory, or a redis:// URL")
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -68,7 +68,9 @@ class NodeSqliteDatabase(SqliteDatabase):
             return
         # Wait as long as SQLite's busy timeout would, then fail the same way.
         if not self._write_lock.acquire(timeout=getattr(self, "_timeout", None) or 30):
-            raise OperationalError("database is locked (another thread's write transaction outlasted the busy timeout)")
+            busy = OperationalError("database is locked (another thread's write transaction outlasted the busy timeout)")
+            busy.sqlite_errorname = "SQLITE_BUSY"  # what SQLite's own busy timeout says (Dialect.error_code)
+            raise busy
         try:
             super().begin(lock_type)
         except BaseException:
@@ -103,6 +105,10 @@ def make_database(url: str):
         path = sqlite_path(url)
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                # Created readable by its owner alone (SQLite's -wal and -shm
+                # files copy its mode): it holds e-mails and password hashes.
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         return NodeSqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,
@@ -141,7 +147,172 @@ def bind(url: str):
 
 
 def is_postgres() -> bool:
+    """Which engine is bound. Code of the node asks `dialect()` what to do
+    instead; this stays for scripts (bench/) that build data per engine."""
     return isinstance(database.obj, PostgresqlDatabase)
+
+
+class Dialect:
+    """What differs between the engines, in one place: services ask the
+    dialect of the bound database (`dialect()`) instead of which engine it
+    is. This base is SQLite's; PostgresDialect overrides."""
+
+    name = "sqlite"
+    postgres = False
+    pooled = False  # connections come from a pool: hand them back after each request
+    BULK_CACHE_KIB = 100 * 1024  # SQLite's page cache during bulk work (see bulk_session)
+
+    def lock_clause(self, share: bool = False) -> str:
+        """The row-lock suffix of a SELECT: nothing on SQLite, where an
+        IMMEDIATE transaction already holds the only write lock."""
+        return ""
+
+    def lock(self, query, share: bool = False):
+        """A peewee SELECT with that row lock."""
+        return query
+
+    def consistent_read(self):
+        """A transaction whose SELECTs all see one state of the database.
+        SQLite's does; DEFERRED, so that in WAL mode it holds up no writer."""
+        return database.atomic("DEFERRED")
+
+    def advisory_lock(self, key: int) -> None:
+        """Inside a transaction: one holder of `key` at a time, across
+        processes. On SQLite the write transaction already is that."""
+
+    def write_transaction(self):
+        """A transaction for a writer that reads first: on SQLite the
+        IMMEDIATE write transaction; PostgreSQL locks rows instead."""
+        return database.atomic()
+
+    @contextlib.contextmanager
+    def bulk_session(self):
+        """A connection set up for a bulk job (the month close): on SQLite a
+        page cache of up to BULK_CACHE_KIB and temporary tables in memory,
+        the connection's own settings back after. Memory is taken only as
+        pages are read, so a small node stays small."""
+        before = database.execute_sql("PRAGMA cache_size").fetchone()[0]
+        temp_store = database.execute_sql("PRAGMA temp_store").fetchone()[0]
+        database.execute_sql(f"PRAGMA cache_size = -{self.BULK_CACHE_KIB}")
+        database.execute_sql("PRAGMA temp_store = MEMORY")
+        try:
+            yield
+        finally:
+            try:
+                database.execute_sql(f"PRAGMA cache_size = {int(before)}")
+                database.execute_sql(f"PRAGMA temp_store = {int(temp_store)}")
+            except Exception:  # the database itself may be what failed
+                pass
+
+    def append_only_ddl(self, table: str) -> list[str]:
+        """DDL: triggers that refuse UPDATE and DELETE on `table`."""
+        return [
+            f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} refused'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+
+    def migrator(self):
+        """playhouse.migrate's schema migrator for this engine."""
+        from playhouse.migrate import SqliteMigrator
+
+        return SqliteMigrator(database.obj)
+
+    def dangling_references(self, tables) -> list[tuple]:
+        """Rows of `tables` that refer to missing rows, as (table, rowid,
+        parent). SQLite lets a connection turn its foreign keys off, so
+        `check` reads them back; PostgreSQL checks every write."""
+        found = []
+        for table in tables:
+            found += [(t, rowid, parent) for t, rowid, parent, _fk in database.execute_sql(f"PRAGMA foreign_key_check({table})")]
+        return found
+
+    def error_code(self, exc: BaseException) -> str | None:
+        """The engine's own code of a database error: SQLite's extended
+        result code name (SQLITE_BUSY ...), PostgreSQL's SQLSTATE."""
+        for c in _causes(exc):
+            name = getattr(c, "sqlite_errorname", None)
+            if name:
+                return name
+        return None
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """A conflict between transactions, not a bug: retry, or answer 503."""
+        code = self.error_code(exc)
+        if code is not None:
+            return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+        return False
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    postgres = True
+    pooled = True
+
+    def lock_clause(self, share: bool = False) -> str:
+        # NO KEY UPDATE is the lock a plain UPDATE of the row takes: it keeps
+        # other writers out but lets inserts that merely reference the row (a
+        # posting's foreign key to its account) go on, which FOR UPDATE would block.
+        return " FOR SHARE" if share else " FOR NO KEY UPDATE"
+
+    def lock(self, query, share: bool = False):
+        return query.for_update(self.lock_clause(share).strip())
+
+    @contextlib.contextmanager
+    def consistent_read(self):
+        # READ COMMITTED gives each statement its own snapshot: a check
+        # beside a close could see half of a batch.
+        with database.atomic():
+            if database.transaction_depth() == 1:
+                database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    def advisory_lock(self, key: int) -> None:
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (int(key),))
+
+    @contextlib.contextmanager
+    def bulk_session(self):
+        yield
+
+    def append_only_ddl(self, table: str) -> list[str]:
+        return [
+            "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$ "
+            "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; END; "
+            "$$ LANGUAGE plpgsql",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()",
+        ]
+
+    def migrator(self):
+        from playhouse.migrate import PostgresqlMigrator
+
+        return PostgresqlMigrator(database.obj)
+
+    def dangling_references(self, tables) -> list[tuple]:
+        return []
+
+    def error_code(self, exc: BaseException) -> str | None:
+        return next((c.pgcode for c in _causes(exc) if getattr(c, "pgcode", None)), None)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        if self.error_code(exc) in RETRYABLE_PGCODES:
+            return True
+        # The pool's own error when every connection is in use.
+        return "exceeded maximum connections" in str(exc).lower()
+
+
+_SQLITE, _POSTGRES = Dialect(), PostgresDialect()
+
+
+def dialect() -> Dialect:
+    """The dialect of the database bound now."""
+    return _POSTGRES if isinstance(database.obj, PostgresqlDatabase) else _SQLITE
+
+
+def _causes(exc: BaseException) -> tuple:
+    # peewee wraps most driver errors (the driver's is in args[0]) but lets
+    # psycopg2's TransactionRollbackError family through unwrapped.
+    return tuple(c for c in (exc, *(exc.args[:1] if exc.args else ()), exc.__cause__, exc.__context__) if c is not None)
 
 
 _COMPOSED: dict[tuple[str, type], str] = {}
@@ -184,9 +355,7 @@ def locked(query, share: bool = False):
     writers out but lets inserts that merely reference the row (a posting's
     foreign key to its account) go on, which FOR UPDATE would block.
     """
-    if not is_postgres():
-        return query
-    return query.for_update("FOR SHARE" if share else "FOR NO KEY UPDATE")
+    return dialect().lock(query, share)
 
 
 def lock_accounts(codes) -> None:
@@ -196,7 +365,7 @@ def lock_accounts(codes) -> None:
     (this, ledger.post, the close's batches), so two transactions can never
     wait for each other in a circle: no deadlock on PostgreSQL.
     """
-    if not is_postgres():
+    if not dialect().lock_clause():
         return
     from .models import Account  # models imports this module
 
@@ -208,18 +377,9 @@ RETRYABLE_PGCODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlo
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """A conflict between transactions (not a bug): retry, or answer 503."""
-    # peewee wraps most driver errors (the driver's is in args[0]) but lets
-    # psycopg2's TransactionRollbackError family through unwrapped.
-    candidates = (exc, *(exc.args[:1] if exc.args else ()), exc.__cause__, exc.__context__)
-    code = next((c.pgcode for c in candidates if getattr(c, "pgcode", None)), None)
-    if code in RETRYABLE_PGCODES:
-        return True
-    text = str(exc).lower()
-    return any(
-        w in text
-        for w in ("deadlock detected", "could not serialize", "database is locked", "database is busy", "exceeded maximum connections")
-    )
+    """A conflict between transactions (not a bug): retry, or answer 503.
+    Told by the engine's error code (Dialect.is_retryable), not its text."""
+    return dialect().is_retryable(exc)
 
 
 @contextlib.contextmanager
@@ -230,7 +390,5 @@ def consistent_read():
     there the transaction is REPEATABLE READ. SQLite's transaction already
     sees one state; it begins DEFERRED, so that in WAL mode the check reads
     its snapshot without holding up the writers."""
-    with database.atomic() if is_postgres() else database.atomic("DEFERRED"):
-        if is_postgres() and database.transaction_depth() == 1:
-            database.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with dialect().consistent_read():
         yield

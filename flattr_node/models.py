@@ -165,6 +165,10 @@ class ClosePlan(BaseModel):
     spend = BigIntegerField(constraints=[Check("spend >= 0")])
     n = IntegerField(constraints=[Check("n > 0")])
     txn = ForeignKeyField(Txn, null=True, on_delete="RESTRICT")
+    # The cut (R9): (created_at, id) of the giver's (spend % n)-th earliest
+    # counting flattr; it and the earlier ones get a cent more (rules.share_sql).
+    cut_at = DateTimeField(null=True)
+    cut_id = IntegerField(null=True)
 
     class Meta:
         primary_key = CompositeKey("period", "giver")

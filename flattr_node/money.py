@@ -10,28 +10,9 @@ import re
 
 from babel.numbers import format_currency, get_currency_precision
 
+from .rules import fee_of, split_evenly  # noqa: F401  (R9 lives in rules.py; kept importable here)
+
 _AMOUNT = re.compile(r"^\s*([0-9]{1,12})(?:[.,]([0-9]{1,2}))?\s*\Z")  # ASCII digits only: not ², ٢ or １
-
-
-def split_evenly(amount: int, n: int) -> list[int]:
-    """Split `amount` into `n` shares that add up to it exactly (SPEC R9).
-
-    Every share is `amount // n`; the first `amount % n` shares (the earliest
-    flattrs, when the caller orders them so) get one more cent.
-    """
-    if n <= 0:
-        raise ValueError("n must be positive")
-    if amount < 0:
-        raise ValueError("amount must not be negative")
-    base, extra = divmod(amount, n)
-    return [base + 1] * extra + [base] * (n - extra)
-
-
-def fee_of(share: int, fee_percent: int) -> int:
-    """The node's fee on one share: floor(share * fee_percent / 100)."""
-    if not 0 <= fee_percent <= 100:
-        raise ValueError("fee_percent must be between 0 and 100")
-    return share * fee_percent // 100
 
 
 def parse_amount(text: str, currency: str = "EUR") -> int:

@@ -190,8 +190,10 @@ def fetch(
     max_redirects: int = 3,
     redirect_ok: Callable[[str, str], bool] = _any_redirect,
     headers: dict | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> Fetched:
-    """GET `url` within `timeout` seconds overall, at most `max_bytes` of
+    """GET `url` (or `method` with `body`: a webhook's POST) within `timeout` seconds overall, at most `max_bytes` of
     body, following up to `max_redirects` redirects that `redirect_ok(from,
     to)` accepts. Returns the final response whatever its status; raises
     FetchError (a 422 validation error on field "url") when it cannot."""
@@ -203,9 +205,9 @@ def fetch(
         port = parts.port or (443 if parts.scheme == "https" else 80)
         connection = _Connection(parts, resolve(parts.hostname, port, allow_private=allow_private), deadline)
         try:
-            connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=send)
+            connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=send)
             response = connection.getresponse()
-            if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
+            if method == "GET" and response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
                 target = urljoin(url, response.getheader("Location").strip())
                 if urlsplit(target).scheme.lower() not in ("http", "https"):
                     raise FetchError(f"{url} redirects to a URL that is not http(s)")
@@ -214,18 +216,18 @@ def fetch(
                     raise FetchError(f"{url} redirects to {target}, which is not allowed here")
                 url = target
                 continue
-            length = response.getheader("Content-Length", "")
+            length = response.getheader("Content-Length", "") if method != "HEAD" else "0"
             if length.isascii() and length.isdigit() and int(length) > max_bytes:
                 raise FetchError(f"{url} is larger than {max_bytes // 1024} KiB")
-            body = b""
-            while len(body) <= max_bytes:
-                chunk = response.read(min(65536, max_bytes + 1 - len(body)))
+            data = b""
+            while len(data) <= max_bytes:
+                chunk = response.read(min(65536, max_bytes + 1 - len(data)))
                 if not chunk:
                     break
-                body += chunk
-            if len(body) > max_bytes:
+                data += chunk
+            if len(data) > max_bytes:
                 raise FetchError(f"{url} is larger than {max_bytes // 1024} KiB")
-            return Fetched(url, response.status, response.msg, body)
+            return Fetched(url, response.status, response.msg, data)
         except FetchError:
             raise
         except TimeoutError:

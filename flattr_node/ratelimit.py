@@ -3,10 +3,10 @@ password checks, resets, site checks).
 
 Where they live is the `rate_limit_storage` setting:
 
-- "database" (the default): a fixed-window counter per key in the node's own
-  database (table rate_counter), one atomic upsert per attempt; every `serve`
-  process sees it and a restart does not clear it;
-- a Redis URL ("redis://127.0.0.1:6379/0"): the `limits` library's fixed
+- "database" (the default): a moving window in the node's own database
+  (table rate_hit: one row per attempt, counted over the last window); every
+  `serve` process sees it and a restart does not clear it;
+- a Redis URL ("redis://127.0.0.1:6379/0"): the `limits` library's moving
   window on Redis;
 - "memory": `limits` in this process only (lost at restart; tests, one-off runs).
 
@@ -24,8 +24,8 @@ import time
 
 from limits import RateLimitItem
 from limits.storage import storage_from_string
-from limits.strategies import FixedWindowRateLimiter
-from peewee import BigIntegerField, CharField, IntegerField, fn
+from limits.strategies import MovingWindowRateLimiter
+from peewee import CharField, DoubleField
 
 from .config import Config
 from .db import database
@@ -39,45 +39,41 @@ class StoreDown(FlattrError):
     code, status = "server_busy", 503
 
 
-class RateCounter(BaseModel):
-    """Attempts under one key in one fixed window (migration 6)."""
+class RateHit(BaseModel):
+    """One attempt under a key (migration 6); rows past `expires` are deleted now and then."""
 
     key = CharField(max_length=250)
-    window = BigIntegerField()  # the window's start, in seconds since the epoch
-    expires = BigIntegerField()  # its end: rows past it are deleted now and then
-    count = IntegerField(default=0)
+    at = DoubleField()  # seconds since the epoch
+    expires = DoubleField()
 
     class Meta:
-        table_name = "rate_counter"
-        indexes = ((("key", "window"), True),)
+        table_name = "rate_hit"
+        indexes = ((("key", "at"), False),)
 
 
-RATE_MODELS = [RateCounter]
+RATE_MODELS = [RateHit]
 
 
 class DatabaseLimiter:
-    """A fixed window per key in the node's database."""
+    """A moving window per key in the node's database. The attempt is written
+    first and then counted, so two processes at once both see both."""
 
     def hit(self, item: RateLimitItem, key: str) -> bool:
         length = item.get_expiry()
-        now = int(time.time())
-        window = now - now % length
+        now = time.time()
         with database.atomic():
-            RateCounter.insert(key=key, window=window, expires=window + length, count=1).on_conflict(
-                conflict_target=[RateCounter.key, RateCounter.window],
-                update={RateCounter.count: RateCounter.count + 1},
-            ).execute()
-            count = RateCounter.select(fn.MAX(RateCounter.count)).where((RateCounter.key == key) & (RateCounter.window == window)).scalar()
+            RateHit.insert(key=key, at=now, expires=now + length).execute()
+            count = RateHit.select().where((RateHit.key == key) & (RateHit.at > now - length)).count()
         if random.random() < 0.01:  # noqa: S311 (housekeeping, not security)
-            RateCounter.delete().where(RateCounter.expires < now).execute()
+            RateHit.delete().where(RateHit.expires < now).execute()
         return count <= item.amount
 
 
 class LimitsLimiter:
-    """The `limits` library's fixed window on Redis or in memory."""
+    """The `limits` library's moving window on Redis or in memory."""
 
     def __init__(self, uri: str):
-        self.limiter = FixedWindowRateLimiter(storage_from_string(uri))
+        self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
 
     def hit(self, item: RateLimitItem, key: str) -> bool:
         return self.limiter.hit(item, key)

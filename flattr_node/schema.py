@@ -29,7 +29,7 @@ from peewee import (
 )
 
 from . import ledger
-from .db import database, is_postgres
+from .db import database, dialect
 from .models import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,27 +46,14 @@ class SchemaVersion(Model):
 
 
 APPEND_ONLY = ("txn", "posting")
+MIGRATION_LOCK = 7294001  # the advisory lock a migrating process holds
 
 
 def _append_only_triggers() -> None:
     """The ledger is append-only: the database itself refuses edits."""
     for table in APPEND_ONLY:
-        if is_postgres():
-            database.execute_sql(
-                "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$ "
-                "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; END; "
-                "$$ LANGUAGE plpgsql"
-            )
-            database.execute_sql(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()"
-            )
-        else:
-            for op in ("UPDATE", "DELETE"):
-                database.execute_sql(
-                    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} refused'); END"
-                )
+        for ddl in dialect().append_only_ddl(table):
+            database.execute_sql(ddl)
 
 
 # --- migration 1, frozen -------------------------------------------------
@@ -272,10 +259,9 @@ def add_columns(table: str, **fields) -> None:
     """In a migration: add columns to an existing table, e.g.
     `add_columns("thing", views=IntegerField(default=0))`. A NOT NULL column
     needs a default (it fills the existing rows)."""
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
     from playhouse.migrate import migrate as run
 
-    migrator = PostgresqlMigrator(database.obj) if is_postgres() else SqliteMigrator(database.obj)
+    migrator = dialect().migrator()
     run(*[migrator.add_column(table, name, field) for name, field in fields.items()])
 
 
@@ -309,6 +295,12 @@ def _m4_close_indexes() -> None:
         "CREATE INDEX flattr_period_giver_id_created_at_id_owner_id ON flattr (period, giver_id, created_at, id, owner_id)"
     )
     database.execute_sql("CREATE UNIQUE INDEX account_user_id_kind ON account (user_id, kind)")
+
+
+def _m10_close_plan_cut() -> None:
+    """close_plan keeps each giver's cut (R9), so that the payments derive
+    every share from the frozen plan rows (closing/month.py)."""
+    add_columns("close_plan", cut_at=DateTimeField(null=True), cut_id=IntegerField(null=True))
 
 
 def _m30_bank_rails() -> None:
@@ -358,6 +350,12 @@ def _m20_federation() -> None:
     keys.ensure_key()  # the node's Ed25519 identity, made by init
 
 
+def _m41_webhooks() -> None:
+    from .webhooks.models import WEBHOOK_MODELS
+
+    database.create_tables(WEBHOOK_MODELS)
+
+
 def _m52_user_language() -> None:
     add_columns("user", language=CharField(max_length=8, default=""))
 
@@ -368,10 +366,12 @@ MIGRATIONS = [
     (3, "verified sites for auto-submit", _m3_verified_sites),
     (4, "indexes for the month close", _m4_close_indexes),
     (5, "sign-in sessions the node can end", _m5_sessions),
-    (6, "shared rate-limit counters", _m6_rate_counters),
+    (6, "shared rate-limit attempts", _m6_rate_counters),
+    (10, "the cut of each giver in the close plan", _m10_close_plan_cut),
     (20, "federation: node key, peers, outbox, inbox", _m20_federation),
     (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
     (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
+    (41, "webhooks: endpoints and their queue", _m41_webhooks),
     (50, "subscriptions", _m50_subscriptions),
     (51, "notices", _m51_notices),
     (52, "a person's language", _m52_user_language),
@@ -387,14 +387,12 @@ def current_version() -> int:
 def migrate() -> list[int]:
     """Apply every migration not applied yet; return their numbers."""
     with database.atomic():
-        if is_postgres():  # CREATE TABLE IF NOT EXISTS races between processes
-            database.execute_sql("SELECT pg_advisory_xact_lock(7294001)")
+        dialect().advisory_lock(MIGRATION_LOCK)  # CREATE TABLE IF NOT EXISTS races between processes
         database.create_tables([SchemaVersion])
     applied = []
     for number, name, step in MIGRATIONS:
         with database.atomic():
-            if is_postgres():  # one migrating process at a time
-                database.execute_sql("SELECT pg_advisory_xact_lock(7294001)")
+            dialect().advisory_lock(MIGRATION_LOCK)  # one migrating process at a time
             if SchemaVersion.get_or_none(SchemaVersion.version == number) is not None:
                 continue
             log.info("schema: applying migration %d (%s)", number, name)

@@ -168,13 +168,17 @@ def _count(target: Target) -> int:
     return int(target.flattrs_this_period) if isinstance(target, ThingRef) else 0
 
 
+VISUALLY_HIDDEN = "position:absolute;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap"
+
+
 def button_html(target: Target, size: str = "default", *, width: int | None = None, height: int | None = None) -> str:
     """The JavaScript-free button: a link to the confirmation page around the badge.
 
     A reader without JavaScript clicks through to the node; with the optional
     script (`script_tag`) the same link opens as a popup. The element with
-    `data-flattr-count` shows this period's count as text and is kept up to
-    date by the script.
+    `data-flattr-count` holds this period's count as text (for screen readers;
+    hidden from sight, as the badge shows it) and is kept up to date by the
+    script.
     """
     w, h = _size(size)
     w, h = width or w, height or h
@@ -190,7 +194,9 @@ def button_html(target: Target, size: str = "default", *, width: int | None = No
         f' title="{e("Flattr " + title)}">'
         f'<img src="{e(target.badge_url(size))}" width="{int(w)}" height="{int(h)}"'
         f' alt="{e(f"Flattr this: {title}")}"></a>'
-        f' <span class="flattr-node-count" data-flattr-count="">{count}</span>'
+        # The badge shows the count; this copy is for screen readers and the
+        # script, hidden from sight so the button does not show it twice.
+        f' <span class="flattr-node-count" data-flattr-count="" style="{VISUALLY_HIDDEN}">{count}</span>'
         "</span>"
     )
 

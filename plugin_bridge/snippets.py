@@ -54,7 +54,12 @@ def snippet(platform: str, target: ThingRef | AutoSubmit, size: str = "default",
     parts = [payment_link_head(target), button_html(target, size)]
     if with_script:
         parts.append(script_tag(target.node))
-    if platform in ("html", "hugo", "jekyll"):
+    if platform in ("hugo", "jekyll"):
+        # Pasted into a post, text in {{ }} or {% %} would run as Go template
+        # or Liquid: a title's braces become character references, which a
+        # browser reads back as braces. The snippet's own markup has none.
+        return "\n".join(parts).replace("{", "&#123;").replace("}", "&#125;") + "\n"
+    if platform == "html":
         return "\n".join(parts) + "\n"
     if platform == "blogger":
         # Blogger's layout editor is XHTML: close the void elements.

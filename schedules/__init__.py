@@ -104,6 +104,18 @@ def run_deliveries(cfg: Config) -> dict:
             return {}
 
 
+def run_webhooks(cfg: Config) -> dict:
+    """Announce closed periods to webhooks and deliver what is due (with backoff)."""
+    from flattr_node import webhooks
+
+    with database.connection_context():
+        try:
+            return webhooks.drain(cfg)
+        except Exception:
+            log.exception("scheduler: delivering webhooks failed; will retry")
+            return {}
+
+
 def start_scheduler(cfg: Config) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         timezone=cfg.timezone,
@@ -114,6 +126,7 @@ def start_scheduler(cfg: Config) -> BackgroundScheduler:
     scheduler.add_job(run_tick, "cron", day=1, hour=0, minute=0, second=30, args=[cfg], id="month-start")
     scheduler.add_job(send_notices, "interval", minutes=1, args=[cfg], id="notices")
     scheduler.add_job(run_deliveries, "interval", seconds=20, args=[cfg], id="federation-outbox", next_run_time=_now())
+    scheduler.add_job(run_webhooks, "interval", seconds=2, args=[cfg], id="webhooks", next_run_time=_now())
     # -----------------------------------------------------------------------
     scheduler.start()
     log.info("scheduler: started (tick every %d minutes, timezone %s)", cfg.tick_minutes, cfg.timezone)

@@ -20,6 +20,9 @@ from flattr_node.schema import migrate
 from flattr_node.services import funds, people
 
 PG_URL = os.environ.get("FLATTR_TEST_DATABASE", "")
+# For tests that do not depend on the database engine (pages in a browser,
+# pure functions): CI runs the suite twice, they need to run once.
+sqlite_pass_only = pytest.mark.skipif(bool(PG_URL), reason="does not depend on the database engine: runs in the SQLite pass only")
 CLOSE_BENCH = Path(__file__).resolve().parent.parent / "bench" / "close_month.py"
 
 

@@ -17,10 +17,12 @@ class Node:
     """One node: config, database, a `serve` process on a fixed port (so a
     restart keeps its base URL) and helpers for its CLI and API."""
 
-    def __init__(self, tmp: Path, name: str, *, postgres: bool = False, faketime: str | None = None, **settings):
-        self.name, self.tmp, self.faketime = name, tmp, faketime
+    def __init__(self, tmp: Path, name: str, *, postgres: bool = False, clock: Path | None = None, hostname: str = "127.0.0.1", **settings):
+        """`clock`: a libfaketime timestamp file shared by the nodes of a test
+        (Clock), so that their clocks move together."""
+        self.name, self.tmp, self.clock = name, tmp, clock
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{hostname}:{self.port}"  # another name (localhost) is another cookie jar in a browser
         self.schema = None
         if postgres and PG_UNDER_TEST:
             self.database, self.schema = pg_schema(PG_UNDER_TEST)
@@ -35,12 +37,12 @@ class Node:
 
     def env(self) -> dict:
         env = child_env()
-        if self.faketime:
-            env.update(LD_PRELOAD=faketime_lib(), FAKETIME=self.faketime, FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+        if self.clock:
+            env.update(LD_PRELOAD=faketime_lib(), FAKETIME_TIMESTAMP_FILE=str(self.clock), FAKETIME_NO_CACHE="1")
         return env
 
     def cli(self, *args, check: bool = True) -> subprocess.CompletedProcess:
-        if not self.faketime:
+        if not self.clock:
             return cli(self.config, *args, check=check)
         result = subprocess.run([*CLI, "--config", str(self.config), *args], capture_output=True, text=True, timeout=300, env=self.env())
         if check and result.returncode != 0:
@@ -105,6 +107,34 @@ class Node:
 def peer(a: Node, b: Node, *extra) -> None:
     a.cli("peer", "add", b.url, *extra)
     b.cli("peer", "add", a.url)
+
+
+class Clock:
+    """One libfaketime clock for several processes: a timestamp file they
+    all read on every call (FAKETIME_NO_CACHE), moved by `jump_to`."""
+
+    def __init__(self, tmp: Path):
+        import shutil
+
+        import pytest
+
+        if not faketime_lib():
+            if os.environ.get("CI") == "true" or shutil.which("faketime"):
+                pytest.fail("libfaketime.so.1 not found (.ci/run installs faketime)")
+            pytest.skip("needs libfaketime (apt-get install faketime)")
+        self.path = tmp / "clock"
+        self.path.write_text("+0\n")
+
+    def jump_to(self, moment: dt.datetime) -> None:
+        """Every node's clock now reads `moment` (naive UTC) and runs on."""
+        offset = int((moment - dt.datetime.now(dt.UTC).replace(tzinfo=None)).total_seconds())
+        self.path.write_text(f"{offset:+d}\n")
+
+
+def next_month_start(period: str, minutes: int = 5) -> dt.datetime:
+    year, month = map(int, period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return dt.datetime(year, month, 1, 0, minutes)
 
 
 def faketime_lib() -> str:

@@ -14,6 +14,7 @@ from conftest import assert_error
 from flattr_node import ledger
 from flattr_node.bank import matching, payouts
 from flattr_node.bank.models import BankEntry
+from flattr_node.bank.references import make_reference
 from flattr_node.bank.statements import check_currency, parse_bytes
 from flattr_node.config import Config, validate
 from flattr_node.errors import Validation
@@ -165,20 +166,48 @@ def test_marking_an_entry_returned_credits_nothing(cfg, make_user):
     assert matching.review_list() == [] and ledger.balance(kim.id, "funds") == 0
 
 
-def test_a_settlement_reference_uses_the_settlement_matcher(cfg, make_user, monkeypatch):
-    """The settlement rule is one entry in MATCHERS: a matcher that knows a
-    reference confirms it and the deposit matcher never sees the entry."""
-    seen = []
+def _receivable_settlement(owner, total: int):
+    """A peer's accepted statement owed to this node, as the federation's
+    receive() books it: the peer's receivable against the owner's pending
+    revenue (one line of `total`)."""
+    import json
 
-    def settlement(cfg, entry):
-        if "RF71SETTLE" in entry.text.replace(" ", "").upper():
-            seen.append(entry.amount)
-            return matching.Outcome("settled")
-        return None
+    from flattr_node.federation.models import Peer, Settlement
+    from flattr_node.federation.peers import receivable_code
+    from flattr_node.federation.settlement import pending_revenue_code
+    from flattr_node.models import Account
 
-    monkeypatch.setattr(matching, "MATCHERS", [matching.match_reversal, matching.match_payout, settlement, matching.match_deposit])
-    counts = run_import(cfg, camt053([Line(12345, text="rf71 settle 2026-10", bank_ref="S1")]))
-    assert (counts["settled"], counts["review"]) == (1, 0) and seen == [12345]
+    peer = Peer.create(base_url="https://b.example", key_id="k", public_key="x", inbox_url="https://b.example/federation/inbox", currency="EUR")
+    Account.insert(code=receivable_code(peer.id), kind="external").execute()
+    Account.insert(code=pending_revenue_code(owner.id), kind="pending_revenue", user=owner.id).execute()
+    reference = make_reference("SETTLE2026100001")
+    ledger.post(
+        f"settle:in:{peer.id}:{reference}", "settlement",
+        [(Account.get(Account.code == receivable_code(peer.id)).id, -total), (Account.get(Account.code == pending_revenue_code(owner.id)).id, total)],
+    )
+    Settlement.create(peer=peer, period="2026-10", direction="receivable", reference=reference, total=total, lines=json.dumps([]), status="pending")
+    return reference
+
+
+def test_a_settlement_credit_confirms_that_settlement(cfg, make_user):
+    """The federation's settlement: a peer node's transfer with the
+    statement's RF reference makes the pending revenue revenue, once; the
+    wrong amount goes to review; a deposit reference is still a deposit."""
+    from flattr_node.federation import settlement as fed
+
+    ann = make_user("ann")
+    reference = _receivable_settlement(ann, 12345)
+    d = funds.open_deposit(ann, 300)
+    lines = [
+        Line(12000, text=f"Flattr settlement {spaced_lower(reference)}", bank_ref="F0"),
+        Line(12345, text=f"Flattr settlement {spaced_lower(reference)}", bank_ref="F1"),
+        Line(300, reference=d.reference, bank_ref="F2"),
+    ]
+    counts = run_import(cfg, camt053(lines))
+    assert (counts["settled"], counts["confirmed"], counts["review"]) == (1, 1, 1)
+    assert fed.Settlement.get(fed.Settlement.reference == reference).status == "confirmed"
+    assert "is for 12345 cents, not 12000" in matching.review_list()[0].reason
+    assert run_import(cfg, camt053(lines))["seen"] == 3
 
 
 def test_a_payout_needs_a_payout_account(cfg, make_user, api_for):

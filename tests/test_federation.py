@@ -90,6 +90,7 @@ def test_remote_flattr_is_recorded_then_delivered_once(nodes):
     flattr = r.json()
     assert flattr["thing"]["url"] == url and flattr["thing"]["title"] == "Post one" and flattr["status"] == "pending"
     assert flattr["owner"]["username"] == f"blo@{b.url.split('//')[1]}"
+    assert flattr["thing"]["node"] == b.url
     # R6 for remote things: once per thing per month; R3: no moochers.
     r = a.api(reader, "POST", "/flattr", json={"url": url})
     assert r.status_code == 409 and r.json()["error"] == "flattr_once"

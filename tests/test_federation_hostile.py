@@ -102,3 +102,104 @@ def test_only_well_signed_deliveries_from_a_mutual_peer_count(three):
     assert send(signed(inbox, like(13), a_key, created=now + dt.timedelta(minutes=4))).status_code == 202
     assert b.count(thing) == 3
     assert copy_rows(b.database, "SELECT COUNT(*) FROM inbox_flattr")[0][0] == 3
+
+
+def test_a_statement_is_applied_only_if_every_line_was_delivered_and_adds_up(three):
+    a, b, c = three
+    blogger = b.person("blo")
+    thing = b.thing(blogger, "https://blog.example/1")
+    a_key, a_host, period = node_key(a), a.url.split("//")[1], period_now()
+    for n in (1, 2):
+        like = {"type": "Like", "id": f"{a.url}/federation/flattrs/{n}", "actor": f"acct:rea{n}@{a_host}",
+                "object": f"{b.url}/things/{thing}", "period": period, "published": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+        assert send(signed(f"{b.url}/federation/inbox", like, a_key)).status_code == 202
+
+    def line(n, share, fee=0, amount=None):
+        return {"id": f"{a.url}/federation/flattrs/{n}", "object": f"{b.url}/things/{thing}", "owner": "blo",
+                "share": share, "fee": fee, "amount": share - fee if amount is None else amount}  # fmt: skip
+
+    def statement(lines, total=None, **over):
+        return {"type": "Statement", "from": a.url, "period": period, "currency": "EUR", "reference": "RF18539007547034",
+                "total": sum(x["amount"] for x in lines) if total is None else total, "lines": lines, **over}  # fmt: skip
+
+    url = f"{b.url}/federation/statements"
+    hostile = [
+        statement([line(1, 100), line(99, 50)]),  # flattr 99 was never delivered
+        statement([line(1, 100), line(2, 50)], total=1000),  # inflated total
+        statement([line(1, 100), line(2, 5000, amount=50)]),  # an amount that is not share - fee
+        statement([line(1, 100), line(2, -50)]),  # negative
+        statement([line(1, 100), line(1, 100)]),  # the same flattr twice
+        statement([line(1, 100)], currency="USD"),
+        statement([line(1, 100)], reference="RF00NOTAREFERENCE"),
+        statement([line(1, 100)], period="2001-01"),  # delivered for another period
+    ]
+    for body in hostile:
+        r = send(signed(url, body, a_key))
+        assert r.status_code == 422 and r.json()["error"] == "validation", (body, r.text)
+    assert send(signed(url, statement([line(1, 100), line(2, 50)]), node_key(c))).status_code == 403  # not a peer
+    assert b.api(blogger, "GET", "/user").json()["pending_revenue"] == 0
+
+    good = signed(url, statement([line(1, 100, 10), line(2, 50, 5)]), a_key)
+    assert send(good).status_code == 202
+    assert send(good).status_code == 401  # replayed
+    again = send(signed(url, statement([line(1, 100, 10), line(2, 50, 5)]), a_key))
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    other = send(signed(url, statement([line(1, 100, 10), line(2, 50, 5)], reference="RF712348231"), a_key))
+    assert other.status_code == 422  # those flattrs are settled already
+    user = b.api(blogger, "GET", "/user").json()
+    assert (user["pending_revenue"], user["revenue"]) == (135, 0)
+    b.cli("check")
+    # What a bank import calls for a credit naming a reference (SPEC §7).
+    from flattr_node import db as dbmod
+    from flattr_node.errors import Validation
+    from flattr_node.federation import confirm_settlement
+
+    dbmod.bind(b.database).connect(reuse_if_open=True)
+    try:
+        assert confirm_settlement("RF712348231", 135) is False  # not a statement: the import tries deposits
+        with pytest.raises(Validation, match="not 999"):
+            confirm_settlement("RF18 5390 0754 7034", 999)
+        assert confirm_settlement("rf18 5390 0754 7034", 135) is True
+        with pytest.raises(Validation, match="already confirmed"):
+            confirm_settlement("RF18539007547034", 135)
+    finally:
+        dbmod.database.close()
+    user = b.api(blogger, "GET", "/user").json()
+    assert (user["pending_revenue"], user["revenue"]) == (0, 135)
+    assert "already confirmed" in b.cli("settlement", "confirm", "RF18 5390 0754 7034").stdout
+    b.cli("check")
+
+
+def test_a_peer_beyond_its_credit_limit_is_refused_and_the_reader_told_why(three):
+    a, b, _ = three
+    b.cli("peer", "add", a.url, "--credit-limit", "100")  # B lets A owe it at most €1.00
+    blogger = b.person("blo")
+    t1, t2, t3 = (b.thing(blogger, f"https://blog.example/{i}") for i in range(3))
+    a_key, a_host, period = node_key(a), a.url.split("//")[1], period_now()
+    # A statement A did not pay yet: A owes B €1.35.
+    lines = []
+    for n, share, fee in ((9001, 75, 7), (9002, 67, 0)):
+        like = {"type": "Like", "id": f"{a.url}/federation/flattrs/{n}", "actor": f"acct:old{n}@{a_host}",
+                "object": f"{b.url}/things/{t1}", "period": period, "published": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+        assert send(signed(f"{b.url}/federation/inbox", like, a_key)).status_code == 202
+        lines.append({"id": like["id"], "object": like["object"], "owner": "blo", "share": share, "fee": fee, "amount": share - fee})
+    statement = {"type": "Statement", "from": a.url, "period": period, "currency": "EUR", "reference": "RF18539007547034",
+                 "total": 135, "lines": lines}  # fmt: skip
+    assert send(signed(f"{b.url}/federation/statements", statement, a_key)).status_code == 202
+
+    reader = a.person("rea", funds=500)
+    assert a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{t2}"}).status_code == 201
+    out = a.cli("peer", "sync", "--quiet", check=False)
+    assert out.returncode == 1 and "waiting 1" in out.stdout
+    r = a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{t3}"})
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert "credit limit" in r.json()["error_description"] and "€1.35" in r.json()["error_description"]
+    assert b.count(t2) == 0 and b.count(t3) == 0
+
+    b.cli("settlement", "confirm", "RF18539007547034")  # A's payment arrived: A owes nothing
+    assert "delivered 1, waiting 0" in a.cli("peer", "sync", "--quiet").stdout
+    assert a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{t3}"}).status_code == 201
+    assert "delivered 1" in a.cli("peer", "sync", "--quiet").stdout
+    assert (b.count(t2), b.count(t3)) == (1, 1)
+    b.cli("check")
+    a.cli("check")

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flattr_node.money import fee_of, format_amount, parse_amount, split_evenly
+from flattr_node.money import format_amount, parse_amount
+from flattr_node.rules import fee_of, split_evenly
 
 amounts = st.integers(min_value=0, max_value=10**12)
 counts = st.integers(min_value=1, max_value=5000)

@@ -313,13 +313,17 @@ echo flattr_node_button(get_permalink(), get_the_title(), 'default'), "\n---\n";
 echo flattr_node_shortcode(array('id' => '12', 'size' => 'compact')), "\n---\n";
 flattr_node_rss_item(); echo "---\n";
 flattr_node_atom_entry(); echo "---\n";
+$GLOBALS['wp_options'][FLATTR_NODE_OPTION]['node'] = 'https://Node.Example:8443/flattr/';
+echo flattr_node_button(get_permalink(), 'x'), "\n---\n";
+$GLOBALS['wp_options'][FLATTR_NODE_OPTION]['node'] = 'HTTPS://node.example:443';
+echo flattr_node_button(get_permalink(), 'x'), "\n---\n";
 $GLOBALS['wp_options'][FLATTR_NODE_OPTION]['node'] = 'javascript:alert(1)';
 echo '[', flattr_node_button(get_permalink(), 'x'), "]\n";
 """
     )
     result = subprocess.run([php, str(script)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Warning" not in result.stdout and not result.stderr, result.stdout + result.stderr
-    auto, by_id, rss, atom, refused = result.stdout.split("---\n")
+    auto, by_id, rss, atom, under_a_path, default_port, refused = result.stdout.split("---\n")
 
     link = fragment(auto).find(".//a")
     query = parse_qs(urlsplit(link.get("href")).query)
@@ -338,4 +342,8 @@ echo '[', flattr_node_button(get_permalink(), 'x'), "]\n";
     assert item.get("rel") == "payment" and parse_qs(urlsplit(item.get("href")).query)["user_id"] == ["ann"]
     entry = ET.fromstring(f'<entry xmlns="http://www.w3.org/2005/Atom">{atom}</entry>').find("{http://www.w3.org/2005/Atom}link")
     assert entry.get("href") == item.get("href")
+    link = fragment(under_a_path).find(".//a")
+    assert link.get("href").startswith("https://Node.Example:8443/flattr/submit/auto?")
+    assert link.get("data-flattr-node") == "https://node.example:8443"  # a node under a path: its origin
+    assert fragment(default_port).find(".//a").get("data-flattr-node") == "https://node.example"  # as a browser writes it
     assert refused.strip() == "[]"  # a node address that is not http(s) gives no button at all

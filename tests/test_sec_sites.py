@@ -7,6 +7,7 @@ addresses, and private fetching is an explicit setting."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from live import serve_pages
 from flattr_node import netguard
 from flattr_node.services import sites
 
+once = pytest.mark.skipif(bool(os.environ.get("FLATTR_TEST_DATABASE")), reason="does not depend on the database: runs in the SQLite pass")
 HEAD_LINK = '<html><head><link rel="payment" href="http://localhost:8080/users/ann"></head><body>Ann</body></html>'
 
 
@@ -83,6 +85,7 @@ def stall_after_headers(conn, stop):
     stop.wait(60)
 
 
+@once
 @pytest.mark.parametrize("behaviour", [trickle_body, trickle_headers, stall_after_headers])
 def test_a_slow_home_page_ends_at_one_deadline(client, make_user, cfg, monkeypatch, behaviour):
     make_user("ann")
@@ -181,11 +184,13 @@ def test_no_redirect_off_the_site(make_user, cfg):
     assert sites.sites_of(ann) == []
 
 
+@once
 def test_http_https_and_www_are_one_site():
     assert sites.site_of("https://www.ann.example/a") == sites.site_of("http://ann.example/") == "ann.example"
     assert sites.site_of("https://ann.example:8443/") != sites.site_of("https://ann.example/")
 
 
+@once
 @pytest.mark.parametrize(
     "ip",
     ["::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a00:1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1",
@@ -195,6 +200,7 @@ def test_ipv6_forms_of_private_addresses_are_not_public(ip):
     assert not netguard.is_public_address(ip)
 
 
+@once
 def test_public_addresses_pass():
     for ip in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "64:ff9b::5db8:d822"):
         assert netguard.is_public_address(ip), ip
@@ -213,6 +219,7 @@ def test_private_fetching_is_a_setting_not_a_guess(make_user, cfg):
         assert sites.verify_site(cfg, ann, base).user_id == ann.id
 
 
+@once
 def test_netguard_fetch_caps_size_and_reports_in_words():
     pages = {"/big": "x" * 5000, "/ok": ("text/plain; charset=latin-1", "caf\xe9".encode("latin-1"))}
     with serve_pages(pages) as base:
@@ -223,3 +230,50 @@ def test_netguard_fetch_caps_size_and_reports_in_words():
         assert netguard.fetch(base + "/missing", allow_private=True).status == 404
     with pytest.raises(netguard.FetchError, match="cannot fetch"):
         netguard.fetch("http://127.0.0.1:9/", allow_private=True)
+
+
+@pytest.mark.parametrize("host", ["[::127.0.0.1]", "[64:ff9b::7f00:1]", "[::ffff:127.0.0.1]", "127.0.0.1"])
+def test_federation_uses_the_same_guard(cfg, host):
+    from flattr_node.federation.outbound import PeerUnreachable, check_address
+
+    with pytest.raises(PeerUnreachable, match="private or local address"):
+        check_address(cfg.with_(allow_private_network=False), f"http://{host}:9/")
+
+
+@once
+def test_netguard_posts_a_body_and_does_not_follow_a_post_redirect():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/moved":
+                self.send_response(307)
+                self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            reply = b"got " + data
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        page = netguard.fetch(base + "/hook", method="POST", body=b'{"a": 1}', allow_private=True, headers={"Content-Type": "application/json"})
+        assert (page.status, page.body) == (200, b'got {"a": 1}')
+        moved = netguard.fetch(base + "/moved", method="POST", body=b"x", allow_private=True)
+        assert moved.status == 307 and moved.url == base + "/moved"
+        with pytest.raises(netguard.FetchError, match="private or local address"):
+            netguard.fetch(base + "/hook", method="POST", body=b"x")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -47,36 +47,39 @@ def blog(tmp_path_factory):
     root = tmp_path_factory.mktemp("wordpress")
     port = free_port()
     node_url = f"http://127.0.0.1:{port}"
-    config = write_config(root / "node.toml", f"sqlite:///{root / 'node.db'}", base_url=node_url)
+    # The blog is on 127.0.0.1 too: the node may fetch its home page to verify it.
+    config = write_config(root / "node.toml", f"sqlite:///{root / 'node.db'}", base_url=node_url, allow_private_network=True)
     cli(config, "user", "create", "ann", "--email", "ann@example.org", "--password", "correct horse")
     cli(config, "user", "create", "kim", "--email", "kim@example.org", "--password", "correct horse")
-    ann_token = cli(config, "token", "create", "ann").stdout.strip()
+    ann_token = cli(config, "token", "create", "ann", "--scope", "thing").stdout.strip()  # what the docs tell bloggers
     kim_token = cli(config, "token", "create", "kim").stdout.strip()
     node = Server(config, root / "serve.log", port=port)
-    wp = WordPress(root, mu_plugin=MU_PLUGIN % port)
     try:
         kim = requests.Session()
         kim.headers["Authorization"] = f"Bearer {kim_token}"
         deposit = kim.post(f"{node_url}/api/v1/deposits", json={"amount": 2000}, timeout=30)
         assert deposit.status_code == 201, deposit.text
         cli(config, "deposit", "confirm", deposit.json()["reference"])
-        wp.start()
-        wp.install("Kim & Ann's kitchen")
-        wp.activate_plugin()
-        wp.submit_form(
-            "options-general.php?page=flattr-node",
-            "options.php",
-            {
-                f"{OPTION}[node]": node_url,
-                f"{OPTION}[username]": "ann",
-                f"{OPTION}[token]": ann_token,
-                f"{OPTION}[append]": "1",
-                f"{OPTION}[script]": "1",
-            },
-        )
-        yield SimpleNamespace(wp=wp, node=node_url, ann_token=ann_token, kim=kim, node_server=node)
+        wp = WordPress(root, mu_plugin=MU_PLUGIN % port)
+        try:
+            wp.start()
+            wp.install("Kim & Ann's kitchen")
+            wp.activate_plugin()
+            wp.submit_form(
+                "options-general.php?page=flattr-node",
+                "options.php",
+                {
+                    f"{OPTION}[node]": node_url,
+                    f"{OPTION}[username]": "ann",
+                    f"{OPTION}[token]": ann_token,
+                    f"{OPTION}[append]": "1",
+                    f"{OPTION}[script]": "1",
+                },
+            )
+            yield SimpleNamespace(wp=wp, node=node_url, ann_token=ann_token, kim=kim, node_server=node)
+        finally:
+            wp.stop()
     finally:
-        wp.stop()
         node.stop()
 
 
@@ -289,6 +292,7 @@ def test_the_home_page_links_to_the_profile_and_the_node_verifies_the_blog(blog)
     )
     profile = oembed.json()["author_url"]
     assert payment_links(parse(wp.get("/").text)) == [profile]
+    assert requests.get(profile, timeout=30).status_code == 200  # a page readers can open
 
     # ann asks the node to verify the blog: it reads the home page and finds the link.
     ann = requests.Session()

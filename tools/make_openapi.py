@@ -8,16 +8,19 @@ the API blueprint and that real responses match it (tests/test_fuzz_api.py).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from flattr_node import __version__
 from flattr_node.models import CATEGORIES
+from flattr_node.scopes import SCOPES
+from flattr_node.webhooks import EVENTS
 
 OUT = Path(__file__).resolve().parent.parent / "flattr_node" / "openapi.json"
 
 ERROR_CODES = [
     "invalid_request", "unauthorized", "no_money", "forbidden", "flattr_owner", "not_found", "flattr_once",
-    "period_closed", "validation", "rate_limit_exceeded", "server_busy", "server_error",
+    "period_closed", "validation", "rate_limit_exceeded", "server_busy", "server_error", "insufficient_scope",
 ]  # fmt: skip
 
 S = {"type": "string"}
@@ -56,6 +59,8 @@ user_private = {
     "flattrs_this_period": I,
     "is_operator": B,
     "period": PERIOD,
+    "payout_iban": {"type": ["string", "null"], "description": "where withdrawals and refunds are sent (SEPA)"},
+    "payout_name": {"type": ["string", "null"], "description": "the payout account holder's name"},
 }
 thing = {
     "id": I,
@@ -96,6 +101,13 @@ deposit = {
     "confirmed_at": WHEN_OR_NULL,
     "topup_period": {"type": ["string", "null"]},
     "instructions": S,
+    "reference_formatted": {"type": "string", "description": "the reference in groups of four, as people copy it"},
+    "bank": {
+        "type": ["object", "null"],
+        "description": "the node's account to pay to (null: see instructions)",
+        "properties": {"iban": S, "iban_formatted": S, "bic": {"type": ["string", "null"]}, "account_name": S},
+    },
+    "qr_code": {"type": ["string", "null"], "description": "an EPC QR code (GiroCode) of the transfer, PNG, for the signed-in owner"},
 }
 payout = {
     "id": I,
@@ -117,6 +129,23 @@ period = {
     "distributed": CENTS,
     "fees": CENTS,
     "currency": CURRENCY,
+}
+movement = {
+    "at": WHEN,
+    "description": S,
+    "kind": S,
+    "funds": {"type": "integer", "description": "change of funds, cents"},
+    "revenue": {"type": "integer", "description": "change of revenue, cents"},
+    "funds_balance": CENTS,
+    "revenue_balance": CENTS,
+}
+statement = {
+    "year": I,
+    "currency": CURRENCY,
+    "opening": obj({"funds": CENTS, "revenue": CENTS}),
+    "closing": obj({"funds": CENTS, "revenue": CENTS}),
+    "revenue_received": {"type": "integer", "description": "revenue received from month closes in the year, cents"},
+    "movements": {"type": "array", "items": obj(movement)},
 }
 subscription = {
     "id": I,
@@ -156,6 +185,8 @@ bodies = {
             "about": {"type": "string", "maxLength": 2000},
             "url": S,
             "show_flattrs": B,
+            "payout_iban": {"type": "string", "description": "an IBAN of a SEPA country; spaces allowed"},
+            "payout_name": {"type": "string", "maxLength": 70},
         },
         "additionalProperties": False,
     },
@@ -163,10 +194,15 @@ bodies = {
     "ThingChanges": obj(dict(thing_fields), [], additionalProperties=False),
     "FlattrUrl": obj({"url": S}, ["url"]),
     "Amount": obj({"amount": CENTS}, ["amount"]),
+    "NewWebhook": obj(
+        {"url": {"type": "string", "description": "http or https; a public address unless the node allows private ones"},
+         "events": {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}, "minItems": 1}},
+        ["url", "events"], additionalProperties=False,
+    ),
     "NewSubscription": obj({"thing_id": {"type": "integer"}, "months": {"type": "integer", "enum": [3, 6, 12]}}, ["thing_id", "months"]),
 }
 
-COMMON = {"400": "invalid_request", "401": "unauthorized", "404": "not_found", "422": "validation", "429": "rate_limit_exceeded", "503": "server_busy"}
+COMMON = {"400": "invalid_request", "401": "unauthorized", "403": "forbidden, or insufficient_scope (the token lacks the route's scope)", "404": "not_found", "422": "validation", "429": "rate_limit_exceeded", "503": "server_busy"}
 
 
 def op(summary: str, ok: str, schema: dict | None, *, status: str = "200", errors=(), body: str | None = None, auth=True, params=(), tag="api"):
@@ -183,7 +219,7 @@ def op(summary: str, ok: str, schema: dict | None, *, status: str = "200", error
     return out
 
 
-ERRS = {"402": "no_money", "403": "forbidden or flattr_owner", "409": "flattr_once or period_closed", "413": "body too large", "415": "unsupported media"}
+ERRS = {"402": "no_money", "403": "forbidden, flattr_owner or insufficient_scope", "409": "flattr_once or period_closed", "413": "body too large", "415": "unsupported media"}
 
 
 def path_param(name: str, schema: dict) -> dict:
@@ -236,6 +272,14 @@ paths = {
     "/user/revenue-to-funds": {
         "post": op("Move revenue to funds", "the caller, after the move", ref("UserPrivate"), body="Amount", errors=["402"], params=[idem])
     },
+    "/user/statement": {
+        "get": op(
+            "A year's statement",
+            "every movement of one's money in the year, with running balances, and the revenue received",
+            ref("Statement"),
+            params=[query_param("year", {"type": "string", "pattern": "^[0-9]{4}$"})],
+        )
+    },
     "/periods/{period}": {"get": op("Get a period", "its state and totals", ref("Period"), auth=False, params=[path_param("period", S)])},
     "/admin/deposits/{id_or_reference}/confirm": {
         "post": op("Confirm a deposit", "the confirmed deposit (once)", ref("Deposit"), errors=["403"], params=[path_param("id_or_reference", S)], tag="operator")
@@ -256,6 +300,23 @@ paths = {
     "/subscriptions/{sub_id}": {
         "delete": op("End a subscription", "the subscription, ended", ref("Subscription"), params=[path_param("sub_id", S)])
     },
+    "/webhooks": {
+        "post": op("Register a webhook endpoint", "the endpoint, with the secret its signatures are made with", ref("WebhookEndpoint"), status="201", body="NewWebhook"),
+        "get": op("List webhook endpoints", "one's endpoints", {"type": "array", "items": ref("WebhookEndpoint")}),
+    },
+    "/webhooks/{endpoint_id}": {
+        "delete": {
+            **op("Delete a webhook endpoint", "", None, params=[path_param("endpoint_id", S)]),
+            "responses": {
+                "204": {"description": "deleted: nothing more is sent to it"},
+                **{c: r for c, r in op("x", "", None)["responses"].items() if c != "200"},
+            },
+        }
+    },
+    "/webhooks/messages": {"get": op("List webhook deliveries", "the delivery log, newest first", {"type": "array", "items": ref("WebhookMessage")})},
+    "/webhooks/messages/{message_id}/resend": {
+        "post": op("Send a webhook message again", "the message, queued again with the same id", ref("WebhookMessage"), params=[path_param("message_id", S)])
+    },
     "/openapi.json": {
         "get": {
             "summary": "This document",
@@ -265,6 +326,87 @@ paths = {
         }
     },
 }
+
+webhook_endpoint = {
+    "id": I,
+    "url": S,
+    "events": {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}},
+    "enabled": B,
+    "disabled_reason": {"type": ["string", "null"], "description": "why the node stopped sending (repeated failures)"},
+    "created_at": WHEN,
+    "secret": {"type": "string", "description": "whsec_...: verify each delivery's webhook-signature with it (Standard Webhooks)"},
+}
+webhook_message = {
+    "id": I,
+    "webhook_id": {"type": "string", "description": "the webhook-id header: the same on every attempt"},
+    "endpoint_id": I,
+    "event": {"type": "string", "enum": list(EVENTS)},
+    "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+    "attempts": I,
+    "last_status": {"type": ["integer", "null"], "description": "the receiver's last HTTP status"},
+    "last_error": {"type": ["string", "null"]},
+    "created_at": WHEN,
+    "next_attempt_at": WHEN_OR_NULL,
+    "delivered_at": WHEN_OR_NULL,
+}
+SIGNED = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": S, "description": "the message's id; the same when it is sent again"},
+    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": S, "description": "unix seconds"},
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": S, "description": "v1,<base64 HMAC-SHA256> (Standard Webhooks)"},
+]
+EVENT_DATA = {
+    "flattr.created": obj({"id": I, "thing": obj({"id": I, "url": S, "title": S}), "giver": obj({"username": S}), "period": PERIOD, "created_at": WHEN}),
+    "period.closed": ref("Period"),
+    "revenue.credited": obj({"period": PERIOD, "amount": CENTS, "currency": CURRENCY, "flattrs": I}),
+    "payout.paid": ref("Payout"),
+}
+webhooks = {
+    event: {
+        "post": {
+            "summary": f"{event}: {words}",
+            "operationId": "webhook_" + event.replace(".", "_"),
+            "parameters": SIGNED,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": obj({"type": {"const": event}, "timestamp": WHEN, "data": EVENT_DATA[event]})}},
+            },
+            "responses": {"2XX": {"description": "received; any other answer (or none within 10 s) is tried again with backoff"}},
+        }
+    }
+    for event, words in EVENTS.items()
+}
+
+
+def shape(path: str) -> str:
+    return re.sub(r"<[^>]*>|\{[^}]*\}", "{}", path)
+
+
+def route_scopes() -> dict:
+    """The scope each route states in the code (flattr_node.api.needs), by (path shape, method)."""
+    from flattr_node.app import create_app
+    from flattr_node.config import Config
+
+    app = create_app(Config(database="sqlite:///:memory:", secret_key="openapi"), bind_database=False)
+    return {
+        (shape(rule.rule.removeprefix("/api/v1")), method.lower()): getattr(app.view_functions[rule.endpoint], "required_scope", "")
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def add_security(paths: dict) -> None:
+    """Each operation: a personal token or an OAuth token with the route's scope."""
+    scopes = route_scopes()
+    for path, ops in paths.items():
+        for method, operation in ops.items():
+            scope = scopes[(shape(path), method)]
+            if scope:
+                operation["security"] = [{"bearer": []}, {"oauth2": [scope]}]
+                operation["description"] = f"Needs the `{scope}` scope."
+            else:
+                operation["security"] = [{}, {"bearer": []}, {"oauth2": []}]
+
 
 doc = {
     "openapi": "3.1.0",
@@ -277,8 +419,23 @@ doc = {
     "servers": [{"url": "/api/v1"}],
     "security": [{"bearer": []}],
     "paths": paths,
+    "webhooks": webhooks,
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "a personal API token (`flattr-node token create`)"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "a personal API token (`flattr-node token create`), with scopes"},
+            "oauth2": {
+                "type": "oauth2",
+                "description": "an app's token for a person (authorization code with PKCE S256); metadata at /.well-known/oauth-authorization-server",
+                "flows": {
+                    "authorizationCode": {
+                        "authorizationUrl": "/oauth/authorize",
+                        "tokenUrl": "/oauth/token",
+                        "refreshUrl": "/oauth/token",
+                        "scopes": dict(SCOPES),
+                    }
+                },
+            },
+        },
         "schemas": {
             "UserPublic": obj(user_public),
             "UserPrivate": obj(user_private),
@@ -287,7 +444,10 @@ doc = {
             "Deposit": obj(deposit),
             "Payout": obj(payout),
             "Period": obj(period),
+            "Statement": obj(statement),
             "Subscription": obj(subscription),
+            "WebhookEndpoint": obj(webhook_endpoint),
+            "WebhookMessage": obj(webhook_message),
             "Error": error,
             **bodies,
         },
@@ -295,5 +455,6 @@ doc = {
 }
 
 if __name__ == "__main__":
+    add_security(paths)
     OUT.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {OUT}: {sum(len(v) for v in paths.values())} operations")

@@ -8,12 +8,13 @@ from importlib import resources
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 
-from .. import periods
+from .. import closing, periods
 from .. import scopes as scope_names
 from ..bank import accounts as payout_accounts
+from ..bank import statement
 from ..errors import Forbidden, InsufficientScope, InvalidRequest, Unauthorized, Validation
 from ..models import Deposit, Payout, Thing, User, utcnow
-from ..services import closing, flattring, funds, people, things
+from ..services import flattring, funds, people, things
 from . import serialize
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -166,13 +167,13 @@ def patch_user():
 @bp.get("/users/<username>")
 @needs(PUBLIC)
 def get_public_user(username):
-    return jsonify(serialize.user_public(cfg(), people.get_user(username)))
+    return jsonify(serialize.user_public(cfg(), people.public_user(username)))
 
 
 @bp.get("/users/<username>/things")
 @needs(PUBLIC)
 def get_user_things(username):
-    owner = people.get_user(username)
+    owner = people.public_user(username)
     viewer = maybe_caller()
     query = Thing.select(Thing, User).join(User).where((Thing.owner == owner) & ~Thing.archived)
     if viewer is None or viewer.id != owner.id:
@@ -280,6 +281,12 @@ def post_revenue_to_funds():
     return jsonify(private(user))
 
 
+@bp.get("/user/statement")
+def my_statement():
+    year = statement.parse_year(request.args.get("year"))
+    return jsonify(statement.as_json(cfg(), statement.statement(cfg(), caller(), year)))
+
+
 @bp.get("/periods/<name>")
 @needs(PUBLIC)
 def get_period(name):
@@ -317,3 +324,4 @@ def openapi_paths() -> set[str]:
 
 
 from . import subscriptions as _subscriptions  # noqa: E402,F401  (registers /subscriptions on bp)
+from . import webhooks as _webhooks  # noqa: E402,F401  (registers /webhooks on bp)

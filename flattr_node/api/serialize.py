@@ -73,7 +73,7 @@ def thing(cfg: Config, t: Thing, viewer: User | None = None) -> dict:
 
 def flattr(cfg: Config, f: Flattr) -> dict:
     t = f.thing
-    return {
+    data = {
         "id": f.id,
         "thing": {"id": t.id, "url": t.url, "title": t.title},
         # The giver and owner come with the flattr (flattring reads or makes
@@ -87,6 +87,11 @@ def flattr(cfg: Config, f: Flattr) -> dict:
         "fee": f.fee,
         "currency": cfg.currency,
     }
+    if "@" in f.owner.username:  # a thing hosted on a peer node (federation)
+        from ..federation.remote import describe_remote
+
+        describe_remote(data, f)
+    return data
 
 
 def deposit(cfg: Config, d: Deposit) -> dict:

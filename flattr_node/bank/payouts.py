@@ -235,13 +235,13 @@ def recent_exports(limit: int = 20) -> list[PayoutExport]:
 
 
 def unexported_payouts() -> list[tuple]:
-    """(payout, transfer or None) of every requested payout not exported yet."""
+    """Every requested payout not exported yet, with `.account` (its
+    PayoutTransfer; None for a payout requested before bank rails) and `.user`."""
     return list(
         Payout.select(Payout, PayoutTransfer, User)
-        .join(PayoutTransfer, JOIN.LEFT_OUTER, on=(PayoutTransfer.payout == Payout.id))
+        .join(PayoutTransfer, JOIN.LEFT_OUTER, on=(PayoutTransfer.payout == Payout.id), attr="account")
         .switch(Payout)
         .join(User)
         .where((Payout.status == "requested") & PayoutTransfer.export.is_null())
         .order_by(Payout.id)
-        .objects()
     )

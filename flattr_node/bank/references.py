@@ -66,3 +66,23 @@ def candidates(text: str) -> list[str]:
         if legacy not in found:
             found.append(legacy)
     return found
+
+
+_DEPOSIT_LENGTH = 4 + BODY_LENGTH
+
+
+def deposit_candidate(text: str) -> str | None:
+    """The first deposit reference (RF of our length, or a legacy FN-) in a
+    bank's text, for the import's fast path: one check-digit test per "RF"
+    instead of every possible length."""
+    if not text:
+        return None
+    flat = re.sub(r"[^0-9A-Z]", "", text.upper())
+    start = flat.find("RF")
+    while start != -1:
+        ref = flat[start : start + _DEPOSIT_LENGTH]
+        if len(ref) == _DEPOSIT_LENGTH and ref[2:4].isdigit() and iso11649.is_valid(ref):
+            return ref
+        start = flat.find("RF", start + 1)
+    m = _LEGACY.search(re.sub(r"[^0-9A-Z-]", "", text.upper()))
+    return f"FN-{m.group(1)}-{m.group(2)}" if m else None

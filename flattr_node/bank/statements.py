@@ -96,13 +96,39 @@ def _check_xml(data: bytes) -> None:
         raise StatementError("the XML declares a document type or entities, which bank statements never do: refused")
 
 
+def _camt_parser(data: bytes):
+    """pycamt's parser, with its entry extraction given each statement's
+    account header instead of the whole statement: pycamt 1.1 searches the
+    whole statement for the account's IBAN once per entry, which makes a
+    statement of n entries cost n² (1,000 entries: 45 s; 100,000: days).
+    Every field is still extracted by pycamt's own code."""
+    from copy import deepcopy
+
+    from lxml import etree
+    from pycamt.parser import Camt053Parser
+
+    class Parser(Camt053Parser):
+        def get_transactions(self):
+            transactions = []
+            for statement in self._find_statements_or_reports():
+                head = etree.Element(statement.tag)
+                account = statement.find("Acct", self.namespaces)
+                if account is not None:
+                    head.append(deepcopy(account))
+                for entry in statement.findall(".//Ntry", self.namespaces):
+                    transactions.extend(self._extract_transaction(entry, head))
+            return transactions
+
+    return Parser(data)
+
+
 def parse_camt(data: bytes) -> Statement:
     from lxml import etree
-    from pycamt.parser import Camt053ParseError, Camt053Parser
+    from pycamt.parser import Camt053ParseError
 
     _check_xml(data)
     try:
-        parser = Camt053Parser(data)
+        parser = _camt_parser(data)
     except etree.XMLSyntaxError as e:
         raise StatementError(f"not well-formed XML: {e}") from None
     if "camt.053" not in parser.tree.tag:

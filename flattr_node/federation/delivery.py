@@ -20,6 +20,8 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+import requests
+
 from .. import periods
 from ..config import Config
 from ..db import database
@@ -88,7 +90,7 @@ def due(limit: int, force: bool = False) -> list[Due]:
     ]
 
 
-def deliver_one(cfg: Config, row: Due, down: set | None = None) -> str:
+def deliver_one(cfg: Config, row: Due, down: set | None = None, session=None) -> str:
     """Send one row; record the outcome. Returns delivered | waiting | refused.
     A peer that did not answer in this run (`down`) is not called again in it."""
     peer = row.peer
@@ -98,7 +100,7 @@ def deliver_one(cfg: Config, row: Due, down: set | None = None) -> str:
         status, answer = 0, {"error_description": "did not answer earlier in this run"}
     else:
         try:
-            response = signing.send(cfg, "POST", peer.inbox_url, body)
+            response = signing.send(cfg, "POST", peer.inbox_url, body, session=session)
             status, answer = response.status_code, _answer(response)
         except outbound.PeerUnreachable as e:
             status, answer = 0, {"error": "peer_unreachable", "error_description": e.description}
@@ -136,10 +138,11 @@ def drain(cfg: Config, limit: int = 1000, force: bool = False, progress=None) ->
     counts = {"delivered": 0, "waiting": 0, "refused": 0}
     rows = due(limit, force)
     down: set = set()
-    for i, row in enumerate(rows, 1):
-        counts[deliver_one(cfg, row, down)] += 1
-        if progress:
-            progress(i, len(rows))
+    with requests.Session() as session:  # one connection per peer for the run
+        for i, row in enumerate(rows, 1):
+            counts[deliver_one(cfg, row, down, session)] += 1
+            if progress:
+                progress(i, len(rows))
     return counts
 
 

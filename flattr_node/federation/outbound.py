@@ -5,7 +5,6 @@ be used to reach the node's own network."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ import requests
 
 from ..config import Config
 from ..errors import FlattrError
+from ..netguard import is_public_address
 
 MAX_RESPONSE = 256 * 1024
 
@@ -34,25 +34,32 @@ def check_address(cfg: Config, url: str) -> None:
     except (OSError, UnicodeError):
         raise PeerUnreachable(f"cannot resolve {parts.hostname}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global:
+        address = info[4][0]
+        if not is_public_address(address):  # the node's one rule (netguard)
             raise PeerUnreachable(
                 f"{parts.hostname} is a private or local address ({address}); "
                 "set allow_private_network = true to federate inside a private network"
             )
 
 
-def fetch(cfg: Config, method: str, url: str, *, prepared: requests.PreparedRequest | None = None) -> requests.Response:
-    """One call with a deadline; the body is read up to MAX_RESPONSE bytes."""
+def fetch(
+    cfg: Config, method: str, url: str, *, prepared: requests.PreparedRequest | None = None, session: requests.Session | None = None
+) -> requests.Response:
+    """One call with a deadline; the body is read up to MAX_RESPONSE bytes.
+    A `session` keeps the connection for the next call (a drain's run)."""
     check_address(cfg, url)
     request = prepared or requests.Request(method, url, headers={"Accept": "application/json"}).prepare()
+    own = session is None
+    session = session or requests.Session()
     try:
-        with requests.Session() as session:
-            response = session.send(request, timeout=cfg.federation_timeout, allow_redirects=False, stream=True)
-            body = response.raw.read(MAX_RESPONSE + 1, decode_content=True)
-            response.close()
+        response = session.send(request, timeout=cfg.federation_timeout, allow_redirects=False, stream=True)
+        body = response.raw.read(MAX_RESPONSE + 1, decode_content=True)
+        response.close()
     except requests.RequestException as e:
         raise PeerUnreachable(f"{urlsplit(url).netloc} did not answer: {type(e).__name__}") from None
+    finally:
+        if own:
+            session.close()
     if len(body) > MAX_RESPONSE:
         raise PeerUnreachable(f"{urlsplit(url).netloc} sent more than {MAX_RESPONSE} bytes")
     response._content = body

@@ -103,3 +103,15 @@ def flattr_remote(cfg: Config, giver: User, peer: Peer, remote_id: int, now: dt.
         flattr = flattring.flattr_thing(cfg, giver, thing.id, now or utcnow())
         Outbox.create(flattr=flattr.id, peer=peer, next_attempt_at=utcnow())
     return flattr
+
+
+def describe_remote(data: dict, flattr: Flattr) -> None:
+    """Add to a flattr's JSON its host node, and, when it did not count, why
+    (R8 across nodes: the host's answer, or the lack of one)."""
+    url = data["thing"]["url"]
+    data["thing"]["node"] = url.rsplit("/things/", 1)[0]
+    if data["status"] == "not_counted":
+        from .models import PeerGave
+
+        row = PeerGave.get_or_none((PeerGave.period == flattr.period) & (PeerGave.user == flattr.owner_id))
+        data["reason"] = row.reason if row is not None and row.reason else "the owner's node did not confirm in time"

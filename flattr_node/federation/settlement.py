@@ -184,7 +184,7 @@ def _check_lines(cfg: Config, peer: Peer, data) -> tuple[str, str, int, list, di
         raise Validation("a flattr appears twice in the statement")
     delivered = {
         row.remote_id: row
-        for row in InboxFlattr.select(InboxFlattr, Thing.owner)
+        for row in InboxFlattr.select(InboxFlattr, Thing.id, Thing.owner)
         .join(Thing)
         .where((InboxFlattr.peer == peer) & InboxFlattr.remote_id.in_([i for i in ids if isinstance(i, str)]))
     }
@@ -248,7 +248,7 @@ def confirm_settlement(reference: str, amount: int | None = None) -> tuple[Settl
             return s, False
         per_owner: dict[int, int] = defaultdict(int)
         for line in json.loads(s.lines):
-            row = InboxFlattr.select(InboxFlattr, Thing.owner).join(Thing).where(
+            row = InboxFlattr.select(InboxFlattr, Thing.id, Thing.owner).join(Thing).where(
                 (InboxFlattr.peer == s.peer_id) & (InboxFlattr.remote_id == line["id"])
             ).get()
             per_owner[row.thing.owner_id] += line["amount"]
@@ -260,6 +260,11 @@ def confirm_settlement(reference: str, amount: int | None = None) -> tuple[Settl
         ledger.post(f"settle:in:{s.peer_id}:{ref}:confirm", "settlement", moves, memo=f"{iso11649.format(ref)} arrived")
         Settlement.update(status="confirmed", settled_at=utcnow()).where(Settlement.id == s.id).execute()
     return Settlement.get_by_id(s.id), True
+
+
+def is_receivable(reference: str) -> bool:
+    ref = clean_reference(reference)
+    return Settlement.select().where((Settlement.reference == ref) & (Settlement.direction == "receivable")).exists()
 
 
 def pending_revenue(user: User) -> int:

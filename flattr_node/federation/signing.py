@@ -55,8 +55,8 @@ def sign(cfg: Config, method: str, url: str, payload: dict, now: dt.datetime | N
     return request
 
 
-def send(cfg: Config, method: str, url: str, payload: dict) -> requests.Response:
-    return outbound.fetch(cfg, method, url, prepared=sign(cfg, method, url, payload))
+def send(cfg: Config, method: str, url: str, payload: dict, session: requests.Session | None = None) -> requests.Response:
+    return outbound.fetch(cfg, method, url, prepared=sign(cfg, method, url, payload), session=session)
 
 
 @dataclass

@@ -4,6 +4,9 @@ where people register apps and see the apps they allowed."""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -85,13 +88,26 @@ def authorize():
         return failed
     client = grant.client.row
     asked = grant.request.scope.split()
-    return render_template(
-        "oauth/consent.html",
-        client=client,
-        scopes=[(s, SCOPES[s]) for s in asked],
-        redirect_host=grant.redirect_uri.split("?")[0],
-        form=FlaskForm(),
+    page = current_app.make_response(
+        render_template(
+            "oauth/consent.html",
+            client=client,
+            scopes=[(s, SCOPES[s]) for s in asked],
+            redirect_host=grant.redirect_uri.split("?")[0],
+            form=FlaskForm(),
+        )
     )
+    # The answer redirects to the app: the node's CSP (form-action 'self')
+    # would stop a browser there, so this page also allows the app's origin.
+    target = urlsplit(grant.redirect_uri)
+    source = f"{target.scheme}://{target.netloc}" if target.scheme in ("http", "https") else f"{target.scheme}:"
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:(//[A-Za-z0-9.:\[\]-]+)?", source):
+        source = ""  # nothing that could end the directive
+    page.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+        f"base-uri 'none'; form-action 'self' {source}; object-src 'none'"
+    )
+    return page
 
 
 @bp.post("/oauth/authorize")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from urllib.parse import parse_qs, urlsplit
 
-from .. import ledger, periods
+from .. import ledger, periods, webhooks
 from ..config import Config
-from ..db import database, execute, is_postgres
+from ..db import database, dialect, execute
 from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, PeriodClosed, Validation
 from ..models import Flattr, Period, Thing, User, utcnow
-from ..money import format_amount, split_evenly
+from ..money import format_amount
+from ..rules import split_evenly
 from ..urls import normalize_url
 from . import people
 from . import things as things_service
@@ -26,19 +26,21 @@ def _lock_period() -> str:
     """On PostgreSQL a flattr's insert share-locks its period's row, so a
     close cannot claim the period while the insert runs (SQLite: the write
     lock does it)."""
-    return " FOR SHARE" if is_postgres() else ""
+    return dialect().lock_clause(share=True)
 
 
 def _flattr_context(thing_id: int, period: str, giver: User):
     """In one statement: the thing with its owner's name, the period's
-    status and the giver's funds; the period's row is made on the month's
-    first flattr. None if there is no such thing."""
+    status, the giver's funds and whether the owner has a webhook endpoint;
+    the period's row is made on the month's first flattr. None if there is
+    no such thing."""
 
     def read():
         return execute(
             "SELECT t.id, t.owner_id, t.url, t.title, t.archived, u.username, "
             "(SELECT p.status FROM period p WHERE p.name = ?), "
-            "(SELECT a.balance FROM account a WHERE a.code = ?) "
+            "(SELECT a.balance FROM account a WHERE a.code = ?), "
+            "EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.user_id = t.owner_id AND e.enabled AND e.deleted_at IS NULL) "
             'FROM thing t JOIN "user" u ON u.id = t.owner_id WHERE t.id = ?',
             (period, ledger.user_code(giver.id, "funds"), thing_id),
         ).fetchone()
@@ -51,9 +53,8 @@ def _flattr_context(thing_id: int, period: str, giver: User):
 
 
 def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr:
-    """Every rule, then one row. Inside a write transaction, except for a
-    flattr by id on PostgreSQL, whose one write checks the period itself
-    (_flattr_statements).
+    """Every rule, then one row, inside the caller's write transaction (its
+    one write also re-checks the period, under a share lock on PostgreSQL).
 
     The flattr path is the node's hottest write, so its statements are SQL
     text rather than peewee queries (composing those cost more than running
@@ -63,7 +64,7 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
     row = _flattr_context(thing_id, period, giver)
     if row is None:
         raise NotFound(f"no thing with id {thing_id}")
-    tid, owner_id, url, title, archived, username, state, funds = row
+    tid, owner_id, url, title, archived, username, state, funds, hooks = row
     thing = Thing(id=tid, owner=User(id=owner_id, username=username), url=url, title=title, archived=bool(archived))
     if thing.owner_id == giver.id:
         raise FlattrOwner("you cannot flattr your own thing")
@@ -87,6 +88,8 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
     # One flattr per thing per month (R7) is the unique (giver_id, thing_id,
     # period) index: a second one, even from a concurrent request, inserts
     # nothing and returns no id.
+    # The owner's webhook messages (flattr.created) go in the flattr's own
+    # transaction (every caller of _record holds one: flattr_node/webhooks).
     row = execute(
         "INSERT INTO flattr (giver_id, thing_id, owner_id, period, created_at, status) "
         "SELECT ?, ?, ?, ?, ?, 'pending' "
@@ -94,6 +97,8 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
         "ON CONFLICT (giver_id, thing_id, period) DO NOTHING RETURNING id",
         (giver.id, thing.id, thing.owner_id, period, Flattr.created_at.db_value(now), period),
     ).fetchone()
+    if row is not None and hooks:
+        webhooks.enqueue("flattr.created", thing.owner_id, str(row[0]), now)
     if row is None:
         state = execute("SELECT status FROM period WHERE name = ?", (period,)).fetchone()[0]
         if state != "open":
@@ -102,19 +107,11 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
     return Flattr(id=row[0], giver=giver, thing=thing, owner=thing.owner, period=period, created_at=now, status="pending")
 
 
-def _flattr_statements():
-    """SQLite: a flattr's statements in one IMMEDIATE transaction (writers
-    queue for the lock up front). PostgreSQL: each statement commits on its
-    own, two round trips fewer than BEGIN ... COMMIT: its one write, the
-    INSERT, re-checks the period under a share lock (see _record)."""
-    return contextlib.nullcontext() if is_postgres() else database.atomic()
-
-
 def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = None) -> Flattr:
     number = row_id(thing_id)
     if number is None:
         raise NotFound("no such thing")
-    with _flattr_statements():
+    with database.atomic():  # one transaction on both engines (SQLite: IMMEDIATE, writers queue up front)
         return _record(cfg, giver, number, now or utcnow())
 
 

@@ -9,7 +9,7 @@ import uuid
 
 from peewee import IntegrityError
 
-from .. import ledger, periods
+from .. import ledger, periods, webhooks
 from ..bank import payouts as bank_payouts
 from ..bank import references
 from ..config import Config
@@ -109,6 +109,37 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
     return Deposit.get_by_id(deposit.id), True
 
 
+def confirm_many(deposits: list[Deposit], now: dt.datetime | None = None) -> list[Deposit]:
+    """Confirm many pending deposits in the caller's transaction, exactly as
+    confirm_deposit confirms one (same ledger key, memo and notice), in a
+    few statements: a bank statement's hundreds of deposits. Deposits no
+    longer pending (another process confirmed or cancelled them first) are
+    left alone; returns those confirmed now."""
+    if not deposits:
+        return []
+    at = now or utcnow()
+    ids = [d.id for d in deposits]
+    pending = {d.id: d for d in locked(Deposit.select().where(Deposit.id.in_(ids) & (Deposit.status == "pending")))}
+    todo = [pending[i] for i in ids if i in pending]
+    if not todo:
+        return []
+    codes = {ledger.user_code(d.user_id, "funds") for d in todo}
+    lock_accounts(["node:external", *codes])
+    funds_ids = dict(Account.select(Account.user, Account.id).where(Account.user.in_({d.user_id for d in todo}) & (Account.kind == "funds")).tuples())
+    external = ledger.node_account("external").id
+    txns = ledger.post_values(
+        "deposit", [(f"deposit:{d.id}:confirm", [(external, -d.amount), (funds_ids[d.user_id], d.amount)], d.reference) for d in todo], now=at
+    )
+    done = [d for d in todo if f"deposit:{d.id}:confirm" in txns]
+    database.cursor().executemany(
+        f"UPDATE deposit SET status = 'confirmed', confirmed_at = {database.param}, txn_id = {database.param} WHERE id = {database.param}",
+        [(Deposit.confirmed_at.db_value(at), txns[f"deposit:{d.id}:confirm"], d.id) for d in done],
+    )
+    notices.queue_many("deposit_confirmed", [(d.user_id, f"deposit:{d.id}", {"amount": d.amount, "reference": d.reference}) for d in done], now=at)
+    log.info("%d deposits confirmed at once", len(done))
+    return done
+
+
 def cancel_deposit(id_or_reference, user: User | None = None) -> Deposit:
     """A pending deposit that will not be paid. `user` limits it to their own."""
     with database.atomic():
@@ -183,6 +214,8 @@ def _settle(payout_id, status: str) -> tuple[Payout, bool]:
         )
         Payout.update(status=status, settled_at=utcnow()).where(Payout.id == payout.id).execute()
         notices.queue(payout.user_id, "payout", f"payout:{payout.id}:{status}", {"amount": payout.amount, "status": status})
+        if status == "paid":
+            webhooks.enqueue("payout.paid", payout.user_id, str(payout.id))
     log.info("payout %d %s: %d cents", payout.id, status, payout.amount)
     return Payout.get_by_id(payout.id), True
 

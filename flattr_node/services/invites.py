@@ -12,7 +12,7 @@ import secrets
 from peewee import JOIN
 
 from ..config import Config
-from ..db import database, is_postgres
+from ..db import database, dialect
 from ..errors import Forbidden, Validation
 from ..models import User, utcnow
 from ..models_web import Invite
@@ -46,9 +46,8 @@ def sign_up(cfg: Config, username: str, email: str, password: str, code: str | N
     """Create a person by the node's sign-up rules, in one transaction: the
     invite code is used by exactly one person, or by nobody if anything fails."""
     with database.atomic():
-        if is_postgres():
-            # One sign-up at a time, so that only one "first person" is made operator.
-            database.execute_sql("SELECT pg_advisory_xact_lock(7294002)")
+        # One sign-up at a time, so that only one "first person" is made operator.
+        dialect().advisory_lock(7294002)
         first = node_is_fresh()
         if cfg.signup == "closed":
             raise Forbidden("sign-up is closed on this node: ask its operator to add you")

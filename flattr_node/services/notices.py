@@ -59,6 +59,21 @@ def queue(user_id: int, kind: str, key: str, params: dict, now: dt.datetime | No
     ).on_conflict_ignore().execute()
 
 
+def queue_many(kind: str, items: list[tuple[int, str, dict]], now: dt.datetime | None = None) -> None:
+    """`queue` for many people at once (user_id, key, params): a bank
+    statement's confirmed deposits. Inside the event's transaction."""
+    assert kind in NOTICE_KINDS, kind
+    if not items:
+        return
+    out = _opted_out(kind)
+    at = now or utcnow()
+    rows = [(u, kind, key, json.dumps(params), at, "none" if u in out else "pending") for u, key, params in items]
+    for start in range(0, len(rows), 500):
+        Notice.insert_many(
+            rows[start : start + 500], fields=[Notice.user, Notice.kind, Notice.key, Notice.params, Notice.created_at, Notice.mail]
+        ).on_conflict_ignore().execute()
+
+
 # --- the month close ----------------------------------------------------------
 
 

@@ -93,6 +93,15 @@ def get_user(username: str) -> User:
     return user
 
 
+def public_user(username: str) -> User:
+    """A person as others see them: a suspended person is not found, in
+    the API as on their page."""
+    user = find_user(username)
+    if user is None or user.is_suspended:
+        raise NotFound(f"no person called {username!r} on this node")
+    return user
+
+
 def authenticate(username: str, password: str) -> User | None:
     user = find_user(username)
     if user is None:
@@ -134,7 +143,7 @@ def user_for_token(token: str) -> User | None:
     # Every API call with a token starts here: the query is composed once.
     digest = _digest(token)
     query = (
-        User.select(User, ApiToken.scopes, ApiToken.expires_at)
+        User.select(User, ApiToken.scopes, ApiToken.expires_at, ApiToken.oauth_client_id)
         .join(ApiToken)
         .where((ApiToken.digest == digest) & ApiToken.revoked_at.is_null())
     )
@@ -145,6 +154,7 @@ def user_for_token(token: str) -> User | None:
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None
     user.token_scopes = scope_names.from_text(row.scopes)
+    user.oauth_client_id = row.oauth_client_id  # an app's token: what it registers is the app's
     return user
 
 

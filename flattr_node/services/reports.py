@@ -1,12 +1,10 @@
 """What the dashboard shows about money: this month's flattrs as the close
 would pay them today (R8, R9), past months, and the data of the 12-month chart.
 
-The projection applies the close's own rules (services/closing.py `_plan`):
-a flattr counts if its owner gave in the same period (R8, unless
-`revenue_requires_giving` is off); spend = min(budget, funds); the counting
-flattrs split it evenly, the earliest (by time, then id) taking the extra
-cents (money.split_evenly); the fee is money.fee_of. tests/test_web_reports.py
-closes the month afterwards and checks the close paid exactly this.
+The projection runs the rules the close runs (rules.py: R8 giving to
+receive, R9 the split and the fee) over the person's flattrs, with who gave
+read from the period. tests/test_web_reports.py closes the month afterwards
+and checks the close paid exactly this.
 """
 
 from __future__ import annotations
@@ -16,10 +14,10 @@ from dataclasses import dataclass
 
 from peewee import JOIN, fn
 
-from .. import ledger, periods
+from .. import ledger, periods, rules
 from ..config import Config
+from ..db import execute
 from ..models import Flattr, Period, Thing, User, utcnow
-from ..money import fee_of, split_evenly
 
 
 @dataclass
@@ -66,26 +64,21 @@ def projection(cfg: Config, user: User, now: dt.datetime | None = None) -> Proje
         .order_by(Flattr.created_at, Flattr.id)
     )
     owner_ids = {f.owner_id for f in rows}
+    gave = set()
     if cfg.revenue_requires_giving and owner_ids:
-        gave = {
-            g
-            for (g,) in Flattr.select(Flattr.giver)
-            .where((Flattr.period == period) & Flattr.giver.in_(list(owner_ids)))
-            .distinct()
-            .tuples()
-        }
-    else:
-        gave = owner_ids
-    counting = [f for f in rows if f.owner_id in gave]
+        owners = ", ".join(str(int(o)) for o in owner_ids)
+        gave = {g for (g,) in execute(f"SELECT x.giver_id FROM ({rules.gave_sql(period)}) x WHERE x.giver_id IN ({owners})")}
     funds = ledger.balance(user.id, "funds")
-    spend = min(user.monthly_budget, funds) if counting else 0
-    shares = dict(zip((f.id for f in counting), split_evenly(spend, len(counting)), strict=True)) if counting else {}
+    mine = [rules.MonthFlattr(f.id, f.giver_id, f.owner_id, f.created_at) for f in rows]
+    outcome = rules.split_month(mine, {user.id: rules.spend_of(user.monthly_budget, funds)}, cfg.fee_percent,
+                                cfg.revenue_requires_giving, gave)
+    spend = sum(o.share for o in outcome.values())
     out = []
     for f in rows:
         owner = f.owner
-        if f.id in shares:
-            share = shares[f.id]
-            out.append(ProjectedFlattr(f, f.thing, owner, True, share, fee_of(share, cfg.fee_percent), ""))
+        o = outcome[f.id]
+        if o.counted:
+            out.append(ProjectedFlattr(f, f.thing, owner, True, o.share, o.fee, ""))
         else:
             name = owner.display_name or owner.username
             reason = (
@@ -107,7 +100,8 @@ class MonthTotals:
 
 
 def months(cfg: Config, user: User, count: int = 12, now: dt.datetime | None = None) -> list[MonthTotals]:
-    """The last `count` periods up to the current one, oldest first."""
+    """The last `count` periods up to the current one, oldest first, from
+    the person's first month on the node."""
     now = now or utcnow()
     current = periods.name_of(now, cfg.tz)
     names = [periods.shift(current, -i) for i in range(count - 1, -1, -1)]
@@ -128,8 +122,10 @@ def months(cfg: Config, user: User, count: int = 12, now: dt.datetime | None = N
         .group_by(Flattr.period)
         .tuples()
     }
+    # From the month they joined (or their first flattr, given or received, if earlier): no empty months before.
+    first = min([periods.name_of(user.created_at, cfg.tz), *given, *received])
     out = []
-    for name in names:
+    for name in (n for n in names if n >= first):
         state = status.get(name) or ("open" if name == current or name in given or name in received else "")
         closed = state == "closed"
         gn, gs = given.get(name, (0, 0))

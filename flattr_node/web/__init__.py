@@ -14,14 +14,13 @@ from functools import wraps
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import i18n, periods, words
+from .. import closing, i18n, periods, words
 from ..errors import FlattrError
 from ..models import User, utcnow
 from ..money import format_amount
-from ..services import closing
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
@@ -120,7 +119,7 @@ def plural_filter(n, one: str, many: str) -> str:
     return words.plural(int(n), one, many)
 
 
-@bp.app_template_filter("count")
+@bp.app_template_filter("how_many")
 def count_filter(n, one: str, many: str) -> str:
     return words.count(int(n), one, many)
 
@@ -148,6 +147,12 @@ def index():
     cfg = node()
     period = periods.name_of(utcnow(), cfg.tz)
     return render_template("index.html", cfg=cfg, period=closing.period_summary(cfg, period))
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico before reading a page's <link rel="icon">."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @bp.get("/healthz")

@@ -26,7 +26,7 @@ class Bar:
 
 def month_chart(months: list[MonthTotals]) -> dict:
     peak = max([m.given for m in months] + [m.received for m in months] + [1])
-    slot = (WIDTH - LEFT * 2) // max(1, len(months))
+    slot = (WIDTH - LEFT * 2) // max(12, len(months))  # a new person's few months keep the bars' width
     bar_w = max(4, slot // 2 - 4)
     plot_h = HEIGHT - TOP - BOTTOM
     bars, labels = [], []

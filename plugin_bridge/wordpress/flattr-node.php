@@ -51,8 +51,10 @@ function flattr_node_origin() {
 	if ( empty( $parts['scheme'] ) || empty( $parts['host'] ) ) {
 		return '';
 	}
-	$port = isset( $parts['port'] ) ? ':' . absint( $parts['port'] ) : '';
-	return strtolower( $parts['scheme'] ) . '://' . strtolower( $parts['host'] ) . $port;
+	$scheme = strtolower( $parts['scheme'] );
+	$port   = isset( $parts['port'] ) ? absint( $parts['port'] ) : 0;
+	$port   = ( 0 === $port || ( 'http' === $scheme && 80 === $port ) || ( 'https' === $scheme && 443 === $port ) ) ? '' : ':' . $port;
+	return $scheme . '://' . strtolower( $parts['host'] ) . $port; // As browsers write an origin: no default port.
 }
 
 /**
@@ -448,7 +450,7 @@ function flattr_node_settings_page() {
 					<?php if ( '' !== $s['token'] ) : ?>
 					<br><label><input type="checkbox" name="<?php echo esc_attr( FLATTR_NODE_OPTION ); ?>[token_remove]" value="1"> <?php esc_html_e( 'Remove the saved token', 'flattr-node' ); ?></label>
 					<?php endif; ?>
-					<p class="description"><?php esc_html_e( 'With a token (flattr-node token create NAME), each post is registered as a thing when it is published. The token is not shown again once saved.', 'flattr-node' ); ?></p></td></tr>
+					<p class="description"><?php esc_html_e( 'With a token that may register things (flattr-node token create NAME --scope thing), each post is registered as a thing when it is published. The token is not shown again once saved.', 'flattr-node' ); ?></p></td></tr>
 			</table>
 			<?php submit_button(); ?>
 		</form>

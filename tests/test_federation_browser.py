@@ -1,0 +1,93 @@
+"""The federated button in a real browser (headless Chromium, Selenium): a
+blog on a fourth origin shows B's button; a reader who has an account only
+on A clicks it, gives their handle on B, confirms on A (first-party, CSRF),
+goes back to the blog, and the count there goes up once A delivers; a second
+try says "already flattred this month". JavaScript off: every step is a
+plain link or form."""
+
+from __future__ import annotations
+
+import pytest
+from browser import chromium, need_chromium
+from fednodes import Node, peer
+from live import serve_pages
+
+import plugin_bridge as pb
+from plugin_bridge.client import NodeClient
+
+pytestmark = pytest.mark.browser
+
+WAIT = 30
+
+BLOG = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><article><h1>{title}</h1><p>A post on a blog whose node is B.</p>{button}</article></body></html>"""
+
+
+def test_a_reader_of_another_node_flattrs_from_their_own_node(tmp_path):
+    need_chromium()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # A on 127.0.0.1, B on localhost, the blog on 127.0.0.2: three origins, and
+    # two cookie jars for the nodes (a browser keeps cookies per host, not port).
+    a = Node(tmp_path, "a", postgres=True).start()
+    b = Node(tmp_path, "b", hostname="localhost").start()
+    driver = None
+    try:
+        peer(a, b)
+        a.person("kim", funds=500)
+        blogger = b.person("ann")
+        pages: dict = {}
+        with serve_pages(pages, host="127.0.0.2") as blog:
+            post = f"{blog}/2026/11/federated.html"
+            thing = b.thing(blogger, post, "One account, every node")
+
+            def page(_request):
+                ref = pb.ThingRef.from_json(b.url, NodeClient(b.url, timeout=5).thing(thing))
+                return BLOG.format(title=ref.title, button=pb.button_html(ref))
+
+            pages["/2026/11/federated.html"] = page
+            driver = chromium(tmp_path / "profile", prefs={"profile.managed_default_content_settings.javascript": 2})
+            wait = WebDriverWait(driver, WAIT)
+            count = lambda: driver.find_element(By.CSS_SELECTOR, "[data-flattr-count]").text  # noqa: E731
+
+            driver.get(f"{a.url}/signin")  # the reader is signed in on A only
+            driver.find_element(By.NAME, "username").send_keys("kim")
+            driver.find_element(By.NAME, "password").send_keys("correct horse battery")
+            driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            wait.until(lambda d: "/signin" not in d.current_url)
+
+            def flattr_from_a():
+                driver.get(post)
+                driver.find_element(By.CSS_SELECTOR, "a.flattr-node-button").click()
+                wait.until(ec.element_to_be_clickable((By.ID, "from-your-node"))).click()  # on B's sign-in page
+                field = wait.until(ec.presence_of_element_located((By.ID, "handle")))
+                field.send_keys(f"kim@{a.url.split('//')[1]}")
+                driver.find_element(By.ID, "go-home").click()
+                wait.until(lambda d: d.current_url.startswith(f"{a.url}/authorize_interaction?uri="))
+
+            flattr_from_a()
+            assert driver.title.startswith("Flattr a post on") and "One account, every node" in driver.page_source
+            driver.find_element(By.ID, "confirm-flattr").click()
+            done = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-flattred]")))
+            assert "from your own node" in done.text
+            driver.find_element(By.CSS_SELECTOR, "[data-back]").click()
+            wait.until(lambda d: d.current_url == post)
+            assert count() == "0"  # recorded on A, not yet delivered to B
+            assert "delivered 1" in a.cli("peer", "sync", "--quiet").stdout
+            driver.refresh()
+            assert count() == "1"
+
+            flattr_from_a()  # a second try
+            already = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".already")))
+            assert "already flattred this thing this month" in already.text
+            assert not driver.find_elements(By.ID, "confirm-flattr")
+            assert "delivered 0" in a.cli("peer", "sync", "--quiet").stdout
+            driver.get(post)
+            assert count() == "1"
+    finally:
+        if driver is not None:
+            driver.quit()
+        a.drop()
+        b.drop()
