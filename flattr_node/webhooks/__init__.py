@@ -162,10 +162,11 @@ def send_again(user: User, message_id) -> WebhookMessage:
 
 
 def _enqueue_sql(event: str) -> str:
+    # '%%': psycopg2 reads a lone % as a placeholder; SQLite's LIKE reads %% as two wildcards.
     return (
         "INSERT INTO webhook_message (endpoint_id, event, subject, status, attempts, created_at, next_attempt_at, last_error) "
         "SELECT e.id, ?, ?, 'pending', 0, ?, ?, '' FROM webhook_endpoint e "
-        f"WHERE e.user_id = ? AND e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%{event}%' "
+        f"WHERE e.user_id = ? AND e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%%{event}%%' "
         "ON CONFLICT (endpoint_id, event, subject) DO NOTHING"
     )
 
@@ -173,7 +174,7 @@ def _enqueue_sql(event: str) -> str:
 _ENQUEUE_ALL = (
     "INSERT INTO webhook_message (endpoint_id, event, subject, status, attempts, created_at, next_attempt_at, last_error) "
     "SELECT e.id, ?, ?, 'pending', 0, ?, ?, '' FROM webhook_endpoint e "
-    "WHERE e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%{event}%'{only} "
+    "WHERE e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%%{event}%%'{only} "
     "ON CONFLICT (endpoint_id, event, subject) DO NOTHING"
 )
 _EARNED = " AND EXISTS (SELECT 1 FROM flattr f WHERE f.period = ? AND f.owner_id = e.user_id AND f.status = 'counted')"
