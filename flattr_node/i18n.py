@@ -60,6 +60,23 @@ def init_app(app) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
     Babel(app, locale_selector=page_language)
 
+    app.add_template_filter(state_word, "state")
+
     @app.context_processor
     def language_context():
         return {"page_language": page_language, "languages": [(code, NAMES[code]) for code in LANGUAGES]}
+
+
+def state_word(value) -> str:
+    """A stored state or category (`pending`, `not_counted`, `images`) in the page's language."""
+    from flask_babel import gettext as _
+
+    words = {
+        "pending": _("pending"), "confirmed": _("confirmed"), "cancelled": _("cancelled"),
+        "requested": _("requested"), "paid": _("paid"), "failed": _("failed"),
+        "open": _("open"), "closing": _("closing"), "closed": _("closed"),
+        "counted": _("counted"), "not_counted": _("not counted"),
+        "text": _("text"), "images": _("images"), "video": _("video"), "audio": _("audio"),
+        "software": _("software"), "people": _("people"), "rest": _("other"),
+    }  # fmt: skip
+    return words.get(str(value), str(value))

@@ -55,3 +55,44 @@ def test_a_persons_switch_is_remembered_for_them(app, client, make_user):
     assert other.post("/language", data={"lang": "sv"}).status_code in (400, 403)
     assert User.get_by_id(kim.id).language == "de"
     assert csrf_token(other, "/dashboard")
+
+
+@pytest.mark.parametrize("lang", ["en", "de", "sv"])
+def test_every_page_renders_in_each_language(app, client, make_user, cfg, lang):
+    """Every GET page of the web, for a member and for a visitor: 200, in
+    that language (a wrong plural count or placeholder would be a 500)."""
+    from conftest import at
+
+    from flattr_node.services import closing, flattring, funds, notices, subscriptions, things
+
+    node = cfg.with_(revenue_requires_giving=False)
+    kim, ann = make_user("kim", 2000, operator=True), make_user("ann", 1000)
+    post = things.register_thing(ann, {"url": "https://ann.example/1", "title": "Ann's"})
+    mine = things.register_thing(kim, {"url": "https://kim.example/1", "title": "Kim's"})
+    flattring.flattr_thing(node, kim, post.id, now=at("2026-09", 3))
+    flattring.flattr_thing(node, ann, mine.id, now=at("2026-09", 4))
+    closing.close_period(node, "2026-09", now=at("2026-10", 1, 0, 1))
+    funds.open_deposit(kim, 1234)
+    subscriptions.subscribe(node, kim, post.id, 3)
+    notices.queue_closed_periods(node)
+    client.set_cookie("lang", lang)
+    visitor = ["/", "/directory", "/users/ann", f"/things/{post.id}", "/signin", "/signup", "/password/forgot"]
+    for path in visitor:
+        r = client.get(path)
+        assert r.status_code == 200 and html_lang(r) == lang, (path, r.status_code)
+    signin(client, "kim")
+    member = [
+        "/dashboard", "/dashboard/history", "/dashboard/history?period=2026-09", "/dashboard/deposits", "/dashboard/payouts",
+        "/dashboard/things", f"/dashboard/things/{mine.id}", "/dashboard/tokens", "/dashboard/subscriptions",
+        "/dashboard/notices", "/dashboard/profile", "/invites", "/account/password", "/operator", "/sites",
+        f"/things/{post.id}", f"/things/{post.id}/flattr", f"/things/{mine.id}/flattr",
+    ]  # fmt: skip
+    for path in member:
+        r = client.get(path)
+        assert r.status_code == 200 and html_lang(r) == lang, (path, r.status_code)
+    done = post_form(client, f"/things/{mine.id}/flattr")
+    assert done.status_code in (201, 403) and html_lang(done) == lang
+
+
+def post_form(client, path):
+    return post(client, path, {}, token_from=path)

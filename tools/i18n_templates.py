@@ -146,7 +146,7 @@ def _runs(tokens):
             if start is None:
                 start = idx
             continue
-        if start is None:
+        if start is None and value.strip():  # a sentence starts with words, not with the space before a link
             start = idx
     close(len(tokens))
     return runs
@@ -224,7 +224,8 @@ def _emit(tokens) -> list[str]:
     return [_wrap_attrs(v) if k == "tag" else v for k, v in tokens]
 
 
-LITERAL = re.compile(r"""(?<![\w.=] )(?<![\w.])(["'])((?:[A-Z][a-z]+|[a-z]+ [a-z]+)[^"'{}]*)\1""")
+LITERAL = re.compile(r"""(?<![\w.=] )(?<![\w.])(["'])((?:[A-Z][a-z]*\s[a-z]+|[A-Z][a-z]+|[a-z]+ [a-z]+)[^"'{}]*)\1""")
+SHOWN = re.compile(r"""\b(?:hint|placeholder|label|title)=(["'])([^"']*[A-Za-z]{2,}[^"']*)\1""")
 
 
 def unwrapped(src: str) -> list[str]:
@@ -244,6 +245,9 @@ def unwrapped(src: str) -> list[str]:
             stripped = re.sub(r"\bn?gettext\(\s*(['\"]).*?\1(\s*,\s*(['\"]).*?\3)?", "", stripped)
             for m in LITERAL.finditer(stripped):
                 found.append(m.group(2))
+            for m in SHOWN.finditer(stripped):
+                if not m.group(2).startswith("http") and m.group(2) not in found and len(m.group(2)) > 2:
+                    found.append(m.group(2))
     return found
 
 

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
@@ -135,8 +137,8 @@ def revoke():
 
 
 class ClientForm(FlaskForm):
-    name = StringField("Name of the app", validators=[DataRequired(), Length(max=100)])
-    redirect_uris = TextAreaField("Redirect URIs (one per line)", validators=[DataRequired(), Length(max=20000)])
+    name = StringField(_l("Name of the app"), validators=[DataRequired(), Length(max=100)])
+    redirect_uris = TextAreaField(_l("Redirect URIs (one per line)"), validators=[DataRequired(), Length(max=20000)])
 
 
 class ButtonForm(FlaskForm):
@@ -182,7 +184,7 @@ def register_app():
 def delete_app(client_pk: int):
     if ButtonForm().validate_on_submit():
         clients.delete_client(me(), client_pk)
-        flash("The app is removed: its tokens no longer work.")
+        flash(_("The app is removed: its tokens no longer work."))
     return redirect(url_for("oauth.apps"))
 
 
@@ -191,5 +193,5 @@ def delete_app(client_pk: int):
 def revoke_access(token_id: int):
     if ButtonForm().validate_on_submit():
         clients.revoke_app_for(me(), token_id)
-        flash("The app can no longer act for you.")
+        flash(_("The app can no longer act for you."))
     return redirect(url_for("oauth.apps"))

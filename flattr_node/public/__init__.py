@@ -11,6 +11,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.globals import request_ctx
+from flask_babel import gettext as _
 from flask_login import current_user
 
 import plugin_bridge as pb
@@ -71,7 +72,9 @@ def signin_first():
 
 def worth(user: User) -> dict:
     w = flattring.worth_now(cfg(), user)
-    money = lambda cents: format_amount(cents, cfg().currency)  # noqa: E731
+    from ..web import reader_locale
+
+    money = lambda cents: format_amount(cents, cfg().currency, reader_locale())  # noqa: E731
     return {**w, "share_text": money(w["share"]), "spend_text": money(w["spend"]), "funds_text": money(w["funds"]), "min_funds_text": money(w["min_funds"])}
 
 
@@ -309,7 +312,7 @@ def verify_sites():
         except FlattrError as e:
             error, status = e, e.status
         else:
-            flash(f"{site.host} is verified as yours: auto-submit buttons for it create things only for you.")
+            flash(_("%(host)s is verified as yours: auto-submit buttons for it create things only for you.", host=site.host))
             return redirect(url_for("public.verify_sites"))
     profile = f"{cfg().base_url.rstrip('/')}/users/{user.username}"
     return render_template("public/sites.html", sites=sites.sites_of(user), error=error, profile=profile, url=request.form.get("url", "")), status

@@ -211,6 +211,12 @@ def describe(cfg: Config, notice: Notice, lang: str) -> tuple[str, str]:
         }
         text = _("In %(month)s you received %(amount)s from %(flattrs)s on %(things)s. It is in your revenue now.") % {
             "month": month, "amount": money(p["amount"]), "flattrs": flattrs, "things": things}  # fmt: skip
+    elif notice.kind == "webhook_disabled":
+        subject = _("Your webhook endpoint %(url)s is disabled") % {"url": p["url"]}
+        text = _(
+            "The node stopped sending events to %(url)s: a message failed %(num)d times (%(error)s). "
+            "Fix the endpoint, then enable it again or send the message again on your dashboard's Webhooks page."
+        ) % {"url": p["url"], "num": p["attempts"], "error": p["error"]}
     else:  # subscription
         month = _month(p["period"], lang)
         subject = _("Your subscription could not flattr “%(thing)s”") % {"thing": p["thing"]}
@@ -230,6 +236,7 @@ def kind_label(kind: str, lang: str) -> str:
         "revenue": _("Revenue received"),
         "payout": _("A withdrawal was paid or failed"),
         "subscription": _("A subscription could not flattr"),
+        "webhook_disabled": _("A webhook endpoint was disabled"),
     }[kind]
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from limits import parse
@@ -87,30 +89,30 @@ def client_address() -> str:
 
 
 class SignInForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=40)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=40)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
 
 
 class SignUpForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=2, max=40)])
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
-    code = StringField("Invite code", validators=[Length(max=40)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(min=2, max=40)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=1024)])
+    code = StringField(_l("Invite code"), validators=[Length(max=40)])
 
 
 class PasswordChangeForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=1024)])
-    confirm = PasswordField("New password again", validators=[EqualTo("new_password", "the two new passwords differ")])
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1024)])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=8, max=1024)])
+    confirm = PasswordField(_l("New password again"), validators=[EqualTo("new_password", _l("the two new passwords differ"))])
 
 
 class ResetRequestForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
 
 
 class ResetForm(FlaskForm):
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=1024)])
-    confirm = PasswordField("New password again", validators=[EqualTo("new_password", "the two new passwords differ")])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=8, max=1024)])
+    confirm = PasswordField(_l("New password again"), validators=[EqualTo("new_password", _l("the two new passwords differ"))])
 
 
 def safe_next(target: str | None) -> str:
@@ -146,7 +148,7 @@ def signin():
 @bp.post("/signout")
 def signout():
     end_session()
-    flash("You are signed out.")
+    flash(_("You are signed out."))
     return redirect(url_for("web.index"))
 
 
@@ -156,7 +158,7 @@ def signout_everywhere():
     """End every session of this person, on every device, this one too."""
     sessions.end_all(current_user.id)
     end_session()
-    flash("You are signed out everywhere: every browser must sign in again.")
+    flash(_("You are signed out everywhere: every browser must sign in again."))
     return redirect(url_for("web.signin"))
 
 
@@ -179,9 +181,9 @@ def signup():
         else:
             start_session(user)
             if user.is_operator:
-                flash("Welcome! You are the first person on this node, so you are its operator.")
+                flash(_("Welcome! You are the first person on this node, so you are its operator."))
             else:
-                flash("Welcome! Open a deposit to start flattring.")
+                flash(_("Welcome! Open a deposit to start flattring."))
             return redirect(url_for("web.dashboard"))
     if form.errors:
         status = 422
@@ -210,7 +212,7 @@ def password_change():
             form_error(form, e)
         else:
             sessions.end_all(current_user.id, keep=session.get("sid"))  # this session stays; the others end
-            flash("Your password is changed: your other sessions are signed out.")
+            flash(_("Your password is changed: your other sessions are signed out."))
             return redirect(url_for("web.dashboard"))
     return render_template("password_change.html", form=form), (422 if form.errors else 200)
 
@@ -251,6 +253,6 @@ def password_reset(token: str):
             sessions.end_all(reset.id)
             if current_user.is_authenticated:
                 end_session()
-            flash("Your password is changed: sign in with it.")
+            flash(_("Your password is changed: sign in with it."))
             return redirect(url_for("web.signin"))
     return render_template("password_reset.html", form=form, problem=None), (422 if form.errors else 200)

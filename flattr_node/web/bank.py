@@ -7,6 +7,8 @@ from __future__ import annotations
 import tempfile
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import StringField
@@ -41,8 +43,8 @@ def deposit_qr(deposit_id: int):
 
 
 class PayoutAccountForm(FlaskForm):
-    payout_iban = StringField("IBAN", validators=[DataRequired(), Length(max=50)])
-    payout_name = StringField("Account holder", validators=[DataRequired(), Length(max=100)])
+    payout_iban = StringField(_l("IBAN"), validators=[DataRequired(), Length(max=50)])
+    payout_name = StringField(_l("Account holder"), validators=[DataRequired(), Length(max=100)])
 
 
 def bank_page(form=None):
@@ -70,7 +72,7 @@ def save_payout_account():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash("Your payout account is saved: withdrawals and refunds go there.")
+            flash(_("Your payout account is saved: withdrawals and refunds go there."))
             return redirect(url_for("web.bank_settings"))
     return bank_page(form)
 
@@ -103,12 +105,12 @@ class EmptyForm(FlaskForm):
 
 
 class AssignForm(FlaskForm):
-    deposit = StringField("Deposit (id or reference)", validators=[DataRequired(), Length(max=40)])
+    deposit = StringField(_l("Deposit (id or reference)"), validators=[DataRequired(), Length(max=40)])
 
 
 class RefundForm(FlaskForm):
-    username = StringField("Person", validators=[DataRequired(), Length(max=40)])
-    amount = StringField("Amount", validators=[DataRequired(), Length(max=20)])
+    username = StringField(_l("Person"), validators=[DataRequired(), Length(max=40)])
+    amount = StringField(_l("Amount"), validators=[DataRequired(), Length(max=20)])
 
 
 def operator_bank_page(refund_form=None, status=200):
@@ -138,7 +140,7 @@ def operator_bank_import():
     cfg = node()
     upload = request.files.get("statement")
     if upload is None or not upload.filename:
-        flash("Choose a statement file to import.")
+        flash(_("Choose a statement file to import."))
         return redirect(url_for("web.operator_bank"))
     with tempfile.NamedTemporaryFile(prefix="statement-", suffix=".upload") as tmp:
         upload.save(tmp)
@@ -146,10 +148,10 @@ def operator_bank_import():
         try:
             parsed = statements.read_statement(tmp.name, cfg.currency, cfg.bank_max_statement_mb)
         except statements.StatementError as e:
-            flash(f"Nothing imported from {upload.filename}: {e}")
+            flash(_("Nothing imported from %(filename)s: %(e)s", filename=upload.filename, e=e))
             return redirect(url_for("web.operator_bank"))
     result = matching.import_statement(cfg, parsed)
-    flash(f"Imported {upload.filename} ({result.format}, {len(parsed.entries)} entries): {result.summary()}.")
+    flash(_("Imported %(filename)s (%(format)s, %(len)s entries): %(summary)s.", filename=upload.filename, format=result.format, len=len(parsed.entries), summary=result.summary()))
     return redirect(url_for("web.operator_bank"))
 
 
@@ -158,10 +160,10 @@ def operator_bank_import():
 def operator_bank_assign(entry_id: int):
     form = AssignForm()
     if not form.validate_on_submit():
-        flash("Give the deposit's id or reference.")
+        flash(_("Give the deposit's id or reference."))
         return redirect(url_for("web.operator_bank", _anchor="review"))
     deposit = matching.assign_to_deposit(node(), entry_id, form.deposit.data)
-    flash(f"{format_amount(deposit.amount, node().currency)} added to {deposit.user.username}'s funds (deposit {deposit.reference}).")
+    flash(_("%(amount)s added to %(username)s's funds (deposit %(reference)s).", amount=format_amount(deposit.amount, node().currency), username=deposit.user.username, reference=deposit.reference))
     return redirect(url_for("web.operator_bank", _anchor="review"))
 
 
@@ -169,7 +171,7 @@ def operator_bank_assign(entry_id: int):
 @operator_required
 def operator_bank_returned(entry_id: int):
     matching.mark_returned(entry_id)
-    flash(f"Entry {entry_id} marked returned: nothing was credited.")
+    flash(_("Entry %(entry_id)s marked returned: nothing was credited.", entry_id=entry_id))
     return redirect(url_for("web.operator_bank", _anchor="review"))
 
 
@@ -178,7 +180,7 @@ def operator_bank_returned(entry_id: int):
 def operator_bank_export():
     result = payouts.export_payouts(node())
     if result.export is None:
-        flash("No payouts waiting for export.")
+        flash(_("No payouts waiting for export."))
         return redirect(url_for("web.operator_bank", _anchor="exports"))
     return _xml_download(result.export)
 
@@ -211,6 +213,6 @@ def operator_refund():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash(f"Refund {payout.id} of {format_amount(payout.amount, node().currency)} to {form.username.data.strip()}: it goes out with the next export.")
+            flash(_("Refund %(id)s of %(amount)s to %(strip)s: it goes out with the next export.", id=payout.id, amount=format_amount(payout.amount, node().currency), strip=form.username.data.strip()))
             return redirect(url_for("web.operator_bank", _anchor="exports"))
     return operator_bank_page(form, 422)

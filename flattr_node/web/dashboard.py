@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from babel.numbers import get_currency_precision
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from markupsafe import escape
@@ -20,49 +22,62 @@ from ..models import CATEGORIES, ApiToken, Deposit, Payout, Thing
 from ..money import format_amount, parse_amount
 from ..scopes import SCOPES
 from ..services import flattring, funds, passwords, people, reports, things
-from . import bp, form_error, me, node
+from . import bp, form_error, me, node, reader_locale
 from .charts import month_chart
 from .confirm import ask_first
 
 
 class AmountForm(FlaskForm):
-    amount = StringField("Amount", validators=[DataRequired(), Length(max=20)])
+    amount = StringField(_l("Amount"), validators=[DataRequired(), Length(max=20)])
 
 
 class BudgetForm(FlaskForm):
-    monthly_budget = StringField("Monthly budget", validators=[DataRequired(), Length(max=20)])
+    monthly_budget = StringField(_l("Monthly budget"), validators=[DataRequired(), Length(max=20)])
 
 
 class TopupForm(FlaskForm):
-    monthly_topup = StringField("Monthly top-up", validators=[Length(max=20)])
+    monthly_topup = StringField(_l("Monthly top-up"), validators=[Length(max=20)])
 
 
 class FlattrUrlForm(FlaskForm):
-    url = URLField("Address of the post", validators=[DataRequired(), Length(max=2048)])
+    url = URLField(_l("Address of the post"), validators=[DataRequired(), Length(max=2048)])
+
+
+def category_choices() -> list:
+    """The categories with their names in the page's language (lazy: read when shown)."""
+    labels = {
+        "text": _l("text"), "images": _l("images"), "video": _l("video"), "audio": _l("audio"),
+        "software": _l("software"), "people": _l("people"), "rest": _l("other"),
+    }  # fmt: skip
+    try:
+        from wtforms.fields.choices import SelectChoice  # WTForms 3.3 and later
+    except ImportError:
+        return [(c, labels[c]) for c in CATEGORIES]
+    return [SelectChoice(c, labels[c]) for c in CATEGORIES]
 
 
 class ThingForm(FlaskForm):
-    url = URLField("Address (URL)", validators=[Length(max=2048)])
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
-    description = TextAreaField("Description", validators=[Length(max=5000)])
-    category = SelectField("Category", choices=list(CATEGORIES))
-    language = StringField("Language", validators=[Length(max=35)])
-    tags = StringField("Tags (comma separated)", validators=[Length(max=500)])
-    hidden = BooleanField("Hidden from the directory and my profile")
+    url = URLField(_l("Address (URL)"), validators=[Length(max=2048)])
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField(_l("Description"), validators=[Length(max=5000)])
+    category = SelectField(_l("Category"), choices=category_choices())
+    language = StringField(_l("Language"), validators=[Length(max=35)])
+    tags = StringField(_l("Tags (comma separated)"), validators=[Length(max=500)])
+    hidden = BooleanField(_l("Hidden from the directory and my profile"))
 
 
 class TokenForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
-    scopes = SelectMultipleField("It may", choices=list(SCOPES), default=list(SCOPES))
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    scopes = SelectMultipleField(_l("It may"), choices=list(SCOPES), default=list(SCOPES))
 
 
 class ProfileForm(FlaskForm):
-    display_name = StringField("Display name", validators=[Length(max=100)])
-    email = StringField("E-mail", validators=[DataRequired(), Length(max=254)])
-    url = URLField("Web site", validators=[Length(max=2048)])
-    about = TextAreaField("About you", validators=[Length(max=2000)])
-    show_flattrs = BooleanField("Show what I flattr on my public profile")
-    current_password = PasswordField("Current password (needed to change your e-mail)", validators=[Length(max=1024)])
+    display_name = StringField(_l("Display name"), validators=[Length(max=100)])
+    email = StringField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
+    url = URLField(_l("Web site"), validators=[Length(max=2048)])
+    about = TextAreaField(_l("About you"), validators=[Length(max=2000)])
+    show_flattrs = BooleanField(_l("Show what I flattr on my public profile"))
+    current_password = PasswordField(_l("Current password (needed to change your e-mail)"), validators=[Length(max=1024)])
 
 
 class EmptyForm(FlaskForm):
@@ -127,7 +142,7 @@ def set_budget():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash(f"Your monthly budget is now {format_amount(me().monthly_budget, node().currency)}.")
+            flash(_("Your monthly budget is now %(amount)s.", amount=format_amount(me().monthly_budget, node().currency, reader_locale())))
             return redirect(url_for("web.dashboard"))
     return overview(budget_form=form)
 
@@ -144,8 +159,8 @@ def set_topup():
         else:
             topup = me().monthly_topup
             flash(
-                f"Every month from the next one, a deposit of {format_amount(topup, node().currency)} will be opened for you."
-                if topup else "Your automatic top-up is off."
+                _("Every month from the next one, a deposit of %(amount)s will be opened for you.", amount=format_amount(topup, node().currency, reader_locale()))
+                if topup else _("Your automatic top-up is off.")
             )
             return redirect(url_for("web.dashboard"))
     return overview(topup_form=form)
@@ -163,7 +178,7 @@ def flattr_url():
                 e.field = "url"
             form_error(form, e)
         else:
-            flash(f"You flattred {flattr.thing.title}.")
+            flash(_("You flattred %(title)s.", title=flattr.thing.title))
             return redirect(url_for("web.dashboard"))
     return overview(flattr_form=form)
 
@@ -217,7 +232,7 @@ def open_deposit():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash(f"Deposit {deposit.reference} opened: pay {format_amount(deposit.amount, node().currency)} quoting the reference.")
+            flash(_("Deposit %(reference)s opened: pay %(amount)s quoting the reference.", reference=deposit.reference, amount=format_amount(deposit.amount, node().currency, reader_locale())))
             return redirect(url_for("web.deposits", _anchor=f"deposit-{deposit.id}"))
     return deposits_page(form)
 
@@ -238,7 +253,7 @@ def cancel_deposit(deposit_id: int):
     if asked:
         return asked
     funds.cancel_deposit(deposit_id, user=me())  # someone else's deposit: not_found
-    flash("The deposit is cancelled.")
+    flash(_("The deposit is cancelled."))
     return redirect(url_for("web.deposits"))
 
 
@@ -276,7 +291,7 @@ def request_payout():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash(f"Withdrawal of {format_amount(payout.amount, node().currency)} requested: the operator will pay it.")
+            flash(_("Withdrawal of %(amount)s requested: the operator will pay it.", amount=format_amount(payout.amount, node().currency, reader_locale())))
             return redirect(url_for("web.payouts"))
     return payouts_page(payout_form=form)
 
@@ -292,7 +307,7 @@ def revenue_to_funds():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash(f"{format_amount(amount, node().currency)} moved from your revenue into your funds.")
+            flash(_("%(amount)s moved from your revenue into your funds.", amount=format_amount(amount, node().currency, reader_locale())))
             return redirect(url_for("web.payouts"))
     return payouts_page(move_form=form)
 
@@ -367,7 +382,7 @@ def register_thing():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash(f"{thing.title} is registered: paste its button into your post.")
+            flash(_("%(title)s is registered: paste its button into your post.", title=thing.title))
             return redirect(url_for("web.edit_thing", thing_id=thing.id))
     return things_page(form)
 
@@ -393,7 +408,7 @@ def edit_thing(thing_id: int):
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash("Saved.")
+            flash(_("Saved."))
             return redirect(url_for("web.edit_thing", thing_id=thing.id))
     return render_template(
         "dashboard/thing_edit.html", thing=thing, form=form, snippets=embed_snippets(thing), archive_form=EmptyForm(formdata=None)
@@ -413,7 +428,7 @@ def archive_thing(thing_id: int):
     if asked:
         return asked
     things.archive_thing(me(), thing.id)
-    flash(f"{thing.title} is archived: it keeps its history and can no longer be flattred.")
+    flash(_("%(title)s is archived: it keeps its history and can no longer be flattred.", title=thing.title))
     return redirect(url_for("web.my_things"))
 
 
@@ -473,7 +488,7 @@ def revoke_token(token_id: int):
     if asked:
         return asked
     people.revoke_token(me(), token_id)  # someone else's token: not_found
-    flash("The token is revoked.")
+    flash(_("The token is revoked."))
     return redirect(url_for("web.tokens"))
 
 
@@ -504,6 +519,6 @@ def profile_settings():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash("Your profile is saved.")
+            flash(_("Your profile is saved."))
             return redirect(url_for("web.profile_settings"))
     return render_template("dashboard/profile.html", form=form, user=user), (422 if form.errors else 200)

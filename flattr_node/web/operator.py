@@ -4,11 +4,13 @@ check and people. Operators only; everyone else gets 403."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from peewee import fn
 
 from ..money import format_amount
 from ..services import funds, operator, passwords
-from . import bp, me, node, operator_required
+from . import bp, me, node, operator_required, reader_locale
 from .confirm import ask_first
 
 
@@ -29,15 +31,31 @@ def operator_home():
         people=operator.people_with_balances(),
         btn=EmptyForm(formdata=None),
         me=me(),
+        federation=_federation(),
     )
+
+
+def _federation() -> dict:
+    """Peers and settlements for the operator page (SPEC §6)."""
+    from ..federation import peers, settlement
+    from ..federation.models import Outbox
+
+    rows = peers.list_peers()
+    waiting = dict(
+        Outbox.select(Outbox.peer, fn.COUNT(Outbox.id)).where(Outbox.status == "pending").group_by(Outbox.peer).tuples()
+    )
+    return {
+        "peers": [{"peer": p, "waiting": waiting.get(p.id, 0), "owes_us": peers.owed_by(p)} for p in rows],
+        "settlements": settlement.listing(),
+    }
 
 
 @bp.post("/operator/deposits/<int:deposit_id>/confirm")
 @operator_required
 def operator_confirm_deposit(deposit_id: int):
     deposit, new = funds.confirm_deposit(deposit_id)
-    amount = format_amount(deposit.amount, node().currency)
-    flash(f"Deposit {deposit.reference} confirmed: {amount} added to the funds of its owner." if new else f"Deposit {deposit.reference} was already confirmed.")
+    amount = format_amount(deposit.amount, node().currency, reader_locale())
+    flash(_("Deposit %(reference)s confirmed: %(amount)s added to the funds of its owner.", reference=deposit.reference, amount=amount) if new else _("Deposit %(reference)s was already confirmed.", reference=deposit.reference))
     return redirect(url_for("web.operator_home"))
 
 
@@ -45,7 +63,7 @@ def operator_confirm_deposit(deposit_id: int):
 @operator_required
 def operator_payout_paid(payout_id: int):
     payout, new = funds.mark_paid(payout_id)
-    flash(f"Payout {payout.id} marked paid." if new else f"Payout {payout.id} was already paid.")
+    flash(_("Payout %(id)s marked paid.", id=payout.id) if new else _("Payout %(id)s was already paid.", id=payout.id))
     return redirect(url_for("web.operator_home"))
 
 
@@ -53,7 +71,7 @@ def operator_payout_paid(payout_id: int):
 @operator_required
 def operator_payout_failed(payout_id: int):
     payout, new = funds.mark_failed(payout_id)
-    flash(f"Payout {payout.id} marked failed: its amount is back in the person's revenue." if new else f"Payout {payout.id} was already failed.")
+    flash(_("Payout %(id)s marked failed: its amount is back in the person's revenue.", id=payout.id) if new else _("Payout %(id)s was already failed.", id=payout.id))
     return redirect(url_for("web.operator_home"))
 
 
@@ -61,7 +79,7 @@ def operator_payout_failed(payout_id: int):
 @operator_required
 def operator_check():
     run = operator.run_check()
-    flash("The ledger checks out." if run.ok else "The ledger check found problems: see below.")
+    flash(_("The ledger checks out.") if run.ok else _("The ledger check found problems: see below."))
     return redirect(url_for("web.operator_home", _anchor="check"))
 
 
@@ -79,7 +97,7 @@ def operator_suspend(user_id: int):
     if asked:
         return asked
     user = operator.set_suspended(me(), user_id, True)
-    flash(f"{user.username} is suspended.")
+    flash(_("%(username)s is suspended.", username=user.username))
     return redirect(url_for("web.operator_home", _anchor="people"))
 
 
@@ -87,7 +105,7 @@ def operator_suspend(user_id: int):
 @operator_required
 def operator_unsuspend(user_id: int):
     user = operator.set_suspended(me(), user_id, False)
-    flash(f"{user.username} is no longer suspended.")
+    flash(_("%(username)s is no longer suspended.", username=user.username))
     return redirect(url_for("web.operator_home", _anchor="people"))
 
 
@@ -104,7 +122,7 @@ def operator_promote(user_id: int):
     if asked:
         return asked
     user = operator.set_operator(me(), user_id, True)
-    flash(f"{user.username} is now an operator.")
+    flash(_("%(username)s is now an operator.", username=user.username))
     return redirect(url_for("web.operator_home", _anchor="people"))
 
 
@@ -112,7 +130,7 @@ def operator_promote(user_id: int):
 @operator_required
 def operator_demote(user_id: int):
     user = operator.set_operator(me(), user_id, False)
-    flash(f"{user.username} is no longer an operator.")
+    flash(_("%(username)s is no longer an operator.", username=user.username))
     return redirect(url_for("web.operator_home", _anchor="people"))
 
 

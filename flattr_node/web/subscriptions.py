@@ -5,6 +5,8 @@ unsubscribe of notice e-mails (RFC 8058), which needs no sign-in."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField
@@ -19,7 +21,7 @@ from . import bp, me, node, reader_locale
 
 class SubscribeForm(FlaskForm):
     thing_id = HiddenField()
-    months = SelectField("Months", choices=[str(m) for m in SUBSCRIPTION_MONTHS], default="3")
+    months = SelectField(_l("Months"), choices=[str(m) for m in SUBSCRIPTION_MONTHS], default="3")
 
 
 class EmptyForm(FlaskForm):
@@ -56,12 +58,12 @@ def subscriptions_tab():
 def subscribe():
     form = SubscribeForm()
     if not form.validate_on_submit():
-        return subscriptions_page(FlattrError("choose 3, 6 or 12 months"), 422)
+        return subscriptions_page(FlattrError(_("choose 3, 6 or 12 months")), 422)
     try:
         sub = subscriptions.subscribe(node(), me(), form.thing_id.data, int(form.months.data))
     except FlattrError as e:
         return subscriptions_page(e, e.status)
-    flash(f"You subscribed to “{sub.thing.title}” for {sub.months} months.")
+    flash(_("You subscribed to “%(title)s” for %(months)s months.", title=sub.thing.title, months=sub.months))
     return redirect(url_for("web.subscriptions_tab"))
 
 
@@ -69,9 +71,9 @@ def subscribe():
 @login_required
 def end_subscription(sub_id: int):
     if not EmptyForm().validate_on_submit():
-        return subscriptions_page(FlattrError("the form expired: send it again"), 400)
+        return subscriptions_page(FlattrError(_("the form expired: send it again")), 400)
     sub = subscriptions.cancel(me(), sub_id)  # someone else's: not_found
-    flash(f"Your subscription to “{sub.thing.title}” has ended.")
+    flash(_("Your subscription to “%(title)s” has ended.", title=sub.thing.title))
     return redirect(url_for("web.subscriptions_tab"))
 
 
@@ -106,7 +108,7 @@ def notices_settings():
     user = me()
     for kind in NOTICE_KINDS:
         notices.set_mailed(user.id, kind, request.form.get(f"mail_{kind}") == "on")
-    flash("Your e-mail choices are saved.")
+    flash(_("Your e-mail choices are saved."))
     return redirect(url_for("web.notices_tab"))
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField, StringField
@@ -17,8 +19,8 @@ bp = Blueprint("webhooks_web", __name__)
 
 
 class EndpointForm(FlaskForm):
-    url = StringField("URL", validators=[DataRequired(), Length(max=2048)])
-    events = SelectMultipleField("Events", choices=list(EVENTS), default=list(EVENTS))
+    url = StringField(_l("URL"), validators=[DataRequired(), Length(max=2048)])
+    events = SelectMultipleField(_l("Events"), choices=list(EVENTS), default=list(EVENTS))
 
 
 class ButtonForm(FlaskForm):
@@ -55,7 +57,7 @@ def add():
         except FlattrError as e:
             form_error(form, e)
         else:
-            flash("The endpoint is added. Verify each delivery's signature with its secret.")
+            flash(_("The endpoint is added. Verify each delivery's signature with its secret."))
             return redirect(url_for("webhooks_web.index"))
     return page(form, 422)
 
@@ -65,7 +67,7 @@ def add():
 def delete(endpoint_id: int):
     if ButtonForm().validate_on_submit():
         delete_endpoint(me(), endpoint_id)
-        flash("The endpoint is deleted: nothing more is sent to it.")
+        flash(_("The endpoint is deleted: nothing more is sent to it."))
     return redirect(url_for("webhooks_web.index"))
 
 
@@ -74,7 +76,7 @@ def delete(endpoint_id: int):
 def enable(endpoint_id: int):
     if ButtonForm().validate_on_submit():
         enable_endpoint(me(), endpoint_id)
-        flash("The endpoint is enabled again.")
+        flash(_("The endpoint is enabled again."))
     return redirect(url_for("webhooks_web.index"))
 
 
@@ -83,5 +85,5 @@ def enable(endpoint_id: int):
 def resend(message_id: int):
     if ButtonForm().validate_on_submit():
         send_again(me(), message_id)
-        flash("The message is queued again, with the same webhook-id: it goes out within seconds.")
+        flash(_("The message is queued again, with the same webhook-id: it goes out within seconds."))
     return redirect(url_for("webhooks_web.index"))
