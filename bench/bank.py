@@ -92,14 +92,14 @@ def build(url: str, entries: int, payouts: int) -> None:
         # Revenue for the payouts (a seed transaction each: outside world -> revenue), then the requests.
         revenue = dict(Account.select(Account.user, Account.id).where(Account.kind == "revenue").tuples())
         external, held = ledger.node_account("external").id, ledger.node_account("payouts").id
-        ledger.post_many([(f"seed:{u}", "test", [(external, -10**7), (revenue[u], 10**7)], "") for u in ids[: min(people, payouts)]])
+        ledger.post_values("test", [(f"seed:{u}", [(external, -10**7), (revenue[u], 10**7)], "") for u in ids[: min(people, payouts)]])
         Deposit.insert_many(  # check: money from outside comes by confirmed deposits
             [(u, 10**7, make_reference(f"S{u:09d}"), "confirmed", dt.datetime(2026, 1, 1)) for u in ids[: min(people, payouts)]],
             fields=[Deposit.user, Deposit.amount, Deposit.reference, Deposit.status, Deposit.created_at],
         ).execute()
         Payout.insert_many([(ids[i % people], 1000 + i % 997) for i in range(payouts)], fields=[Payout.user, Payout.amount]).execute()
         rows = list(Payout.select(Payout.id, Payout.user, Payout.amount).tuples())
-        ledger.post_many([(f"payout:{p}:request", "payout", [(revenue[u], -a), (held, a)], "") for p, u, a in rows])
+        ledger.post_values("payout", [(f"payout:{p}:request", [(revenue[u], -a), (held, a)], "") for p, u, a in rows])
         PayoutTransfer.insert_many(
             [(p, "revenue", "DE89370400440532013000", f"Person {u}", end_to_end_id(p)) for p, u, _ in rows],
             fields=[PayoutTransfer.payout, PayoutTransfer.source, PayoutTransfer.iban, PayoutTransfer.name, PayoutTransfer.end_to_end_id],

@@ -201,10 +201,10 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
         _bulk(
             User,
             ["id", "username", "email", "password_hash", "display_name", "about", "url", "is_operator",
-             "is_suspended", "show_flattrs", "monthly_budget", "monthly_topup", "created_at"],
+             "is_suspended", "show_flattrs", "monthly_budget", "monthly_topup", "created_at", "language"],
             (
                 (u, f"u{u}", f"u{u}@bench.example", "!bench: no password", "", "", "", False, False, False,
-                 budgets.get(u, 200), 0, stamp)
+                 budgets.get(u, 200), 0, stamp, "")
                 for u in range(1, everyone + 1)
             ),
             postgres,

@@ -115,7 +115,7 @@ def main() -> int:
             print(f"round {i + 1}: local {local_rate:.0f}/s, remote {remote_rate:.0f}/s, ratio {ratios[-1]:.2f}", file=sys.stderr)
         recorded = len(remote) + n * args.rounds
         start = time.monotonic()
-        sync = a.cli("peer", "sync", "--quiet", check=False)
+        sync = a.cli("peer", "sync", "--quiet", check=False, timeout=6 * 3600)
         drain_s = time.monotonic() - start
         delivered = copy_rows(b.database, "SELECT COUNT(*) FROM inbox_flattr")[0][0]
         results.update(

@@ -169,11 +169,12 @@ def main() -> int:
         owner_of = {t: tokens[i // 3][0] for i, t in enumerate(things)}
         base = server.url
         try:
-            print(f"{OAUTH_PEOPLE} people allow the OAuth app, {HOOKED_OWNERS} add a webhook ...", file=sys.stderr)
-            oauth = [(uid, oauth_token(base, f"r{i:04d}", client_id, client_secret)) for i, (uid, _) in enumerate(tokens[:OAUTH_PEOPLE])]
+            n_oauth, n_hooked = max(1, min(OAUTH_PEOPLE, len(tokens) // 4)), max(1, min(HOOKED_OWNERS, len(tokens) // 3))
+            print(f"{n_oauth} people allow the OAuth app, {n_hooked} add a webhook ...", file=sys.stderr)
+            oauth = [(uid, oauth_token(base, f"r{i:04d}", client_id, client_secret)) for i, (uid, _) in enumerate(tokens[:n_oauth])]
             hook = webhook_receiver()
-            hooked = {uid for uid, _ in tokens[:HOOKED_OWNERS]}
-            for _, tok in tokens[:HOOKED_OWNERS]:
+            hooked = {uid for uid, _ in tokens[:n_hooked]}
+            for _, tok in tokens[:n_hooked]:
                 r = requests.post(f"{base}/api/v1/webhooks", json={"url": hook, "events": ["flattr.created"]},
                                   headers={"Authorization": f"Bearer {tok}"}, timeout=30)
                 assert r.status_code == 201, r.text
@@ -185,9 +186,9 @@ def main() -> int:
                 return iter(pairs)
 
             # The OAuth people's pairs are kept apart from the personal tokens' ones: one pair is flattred once.
-            cursor = shuffled(tokens[OAUTH_PEOPLE:], False)
+            cursor = shuffled(tokens[n_oauth:], False)
             cursor_v2 = shuffled(oauth, False)
-            cursor_hooked = shuffled(tokens[OAUTH_PEOPLE:], True)
+            cursor_hooked = shuffled(tokens[n_oauth:], True)
             lock = threading.Lock()
 
             def healthz(s, w, i):
@@ -210,13 +211,17 @@ def main() -> int:
 
             def flattr_v2(s, w, i):
                 with lock:
-                    tok, t = next(cursor_v2)
+                    tok, t = next(cursor_v2, (None, None))
+                if tok is None:
+                    return False, "no (person, thing) pair left: run with more --people"
                 r = s.post(f"{base}/rest/v2/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
                 return r.status_code == 200, (r.status_code, r.text[:200])
 
             def flattr_hooked(s, w, i):
                 with lock:
-                    tok, t = next(cursor_hooked)
+                    tok, t = next(cursor_hooked, (None, None))
+                if tok is None:
+                    return False, "no (person, thing) pair left: run with more --people"
                 r = s.post(f"{base}/api/v1/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
                 return r.status_code == 201, (r.status_code, r.text[:200])
 

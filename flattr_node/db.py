@@ -218,6 +218,10 @@ class Dialect:
 
         return SqliteMigrator(database.obj)
 
+    def analyze(self, table: str) -> None:
+        """After a bulk write into `table`: fresh planner statistics. SQLite
+        keeps none unless asked, and plans well without them."""
+
     def dangling_references(self, tables) -> list[tuple]:
         """Rows of `tables` that refer to missing rows, as (table, rowid,
         parent). SQLite lets a connection turn its foreign keys off, so
@@ -288,6 +292,12 @@ class PostgresDialect(Dialect):
 
         return PostgresqlMigrator(database.obj)
 
+    def analyze(self, table: str) -> None:
+        # Without it, a table just filled (the plan rows, post_many's staging)
+        # looks empty to the planner, which then loops over it once per row
+        # of the other side: 19 s instead of well under one for 50,000 flattrs.
+        database.execute_sql(f"ANALYZE {table}")
+
     def dangling_references(self, tables) -> list[tuple]:
         return []
 
@@ -345,6 +355,20 @@ def execute(sql: str, params=()):
     composing a small query than the database spends running it.
     """
     return database.execute_sql(sql.replace("?", database.param), params)
+
+
+def insert_rows(model, fields: list, rows: list[tuple], ignore_conflicts: bool = False) -> None:
+    """INSERT many rows of `model` (tuples in the order of `fields`, model
+    fields) with the driver's executemany: for bulk work, where peewee's
+    insert_many spends longer composing the SQL than the database runs it.
+    Give every NOT NULL column: peewee's Python-side defaults do not apply."""
+    if not rows:
+        return
+    table = model._meta.table_name
+    columns = ", ".join(f.column_name for f in fields)
+    marks = ", ".join([database.param] * len(fields))
+    tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    database.cursor().executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks}){tail}', rows)
 
 
 def locked(query, share: bool = False):

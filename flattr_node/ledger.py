@@ -146,6 +146,8 @@ def _post_staged(kind: str, memo: str, now) -> int:
     transactions, their postings and the balance cache (see post_many)."""
     execute(f"DELETE FROM {STAGED_TXNS} WHERE EXISTS (SELECT 1 FROM txn t WHERE t.key = {STAGED_TXNS}.key)")
     execute(f"DELETE FROM {_STAGED_MOVES} WHERE ref NOT IN (SELECT ref FROM {STAGED_TXNS})")
+    for table in (STAGED_TXNS, _STAGED_MOVES):
+        dialect().analyze(table)
     missing = execute(f"SELECT COUNT(*) FROM {_STAGED_MOVES} WHERE account_id IS NULL").fetchone()[0]
     if missing:
         raise RuntimeError(f"{kind} transactions would post to {missing} missing accounts")

@@ -52,7 +52,7 @@ class SubscriptionRun(BaseModel):
         constraints = [SQL("CHECK (outcome IN ('flattred', 'already', 'no_money'))")]
 
 
-NOTICE_KINDS = ("deposit_confirmed", "month_closed", "revenue", "payout", "subscription")
+NOTICE_KINDS = ("deposit_confirmed", "month_closed", "revenue", "payout", "subscription", "webhook_disabled")
 
 
 class Notice(BaseModel):

@@ -41,10 +41,10 @@ class Node:
             env.update(LD_PRELOAD=faketime_lib(), FAKETIME_TIMESTAMP_FILE=str(self.clock), FAKETIME_NO_CACHE="1")
         return env
 
-    def cli(self, *args, check: bool = True) -> subprocess.CompletedProcess:
+    def cli(self, *args, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         if not self.clock:
-            return cli(self.config, *args, check=check)
-        result = subprocess.run([*CLI, "--config", str(self.config), *args], capture_output=True, text=True, timeout=300, env=self.env())
+            return cli(self.config, *args, check=check, timeout=timeout)
+        result = subprocess.run([*CLI, "--config", str(self.config), *args], capture_output=True, text=True, timeout=timeout, env=self.env())
         if check and result.returncode != 0:
             raise AssertionError(f"{self.name}: flattr-node {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

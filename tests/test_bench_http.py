@@ -30,3 +30,6 @@ def test_short_run_reports_ratios_and_no_failure():
         assert len(report[name]["ratios"]) == 2 and report[name]["ratio"] > 0
     assert report["flattr"]["target"] == 0.5 and report["badge"]["target"] == 0.8
     assert "target" not in report["button"]
+    for name in ("flattr_v2", "flattr_hooked"):  # /rest/v2 with an OAuth token; an owner with a webhook
+        assert report[name]["failed"] == 0, report[name]["failures"]
+        assert report[name]["vs_flattr"] > 0 and report[name]["vs_flattr_target"] == 0.8

@@ -132,7 +132,7 @@ def test_a_kind_turned_off_is_not_mailed_but_shown(node, make_user, smtp, web):
     _, inbox = smtp
     kim = make_user("kim")
     signin(web, "kim")
-    r = post(web, "/dashboard/notices", {k: "on" for k in ("mail_month_closed", "mail_revenue", "mail_payout", "mail_subscription")}, token_from="/dashboard/notices")
+    r = post(web, "/dashboard/notices", {k: "on" for k in ("mail_month_closed", "mail_revenue", "mail_payout", "mail_subscription", "mail_webhook_disabled")}, token_from="/dashboard/notices")
     assert r.status_code == 302
     assert [o.kind for o in NoticeOptOut.select().where(NoticeOptOut.user == kim.id)] == ["deposit_confirmed"]
     funds.confirm_deposit(funds.open_deposit(kim, 500).id)

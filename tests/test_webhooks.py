@@ -195,6 +195,11 @@ def test_a_failing_endpoint_is_retried_with_backoff_then_disabled(world):
     assert attempts == len(webhooks.BACKOFF) + 1 and receiver.got == []
     endpoint = webhooks.live_endpoints(world["ann"]).get()
     assert not endpoint.enabled and "failed 9 times" in endpoint.disabled_reason
+    from flattr_node.services import notices
+
+    (notice,) = [n for n in notices.recent(world["ann"]) if n.kind == "webhook_disabled"]
+    subject, text = notices.describe(cfg, notice, "en")
+    assert endpoint.url in subject and "failed 9 times" in text
     # Its owner fixes the receiver and sends the message again from the log.
     receiver.start()
     webhooks.send_again(world["ann"], WebhookMessage.get().id)

@@ -174,6 +174,11 @@ def test_a_post_reaches_the_node_with_its_title_as_text_and_shows_the_count(blog
     assert link.find("img").get("alt") == f"Flattr this: {shown}"
     count = [n for n in button.iter("span") if n.get("data-flattr-count") is not None]
     assert [c.text for c in count] == ["1"]
+    # Shown as the node's own button shows it (its oEmbed markup): the badge
+    # carries the count for the eye, the text is for screen readers.
+    own = requests.get(f"{blog.node}/oembed", params={"url": f"{blog.node}/things/{thing['id']}", "format": "json"}, timeout=30).json()
+    own_count = [n for n in parse(own["html"]).iter("span") if n.get("data-flattr-count") is not None]
+    assert [(c.text, c.get("style")) for c in own_count] == [("1", count[0].get("style"))]
     scripts = [s.get("src") for s in doc.iter("script") if s.get("src")]
     assert f"{blog.node}/button.js" in scripts
 

@@ -12,9 +12,11 @@ ship): it runs PHP inside the site, as `wp eval` would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -192,6 +194,7 @@ require_once ABSPATH . 'wp-settings.php';
         self.proc = subprocess.Popen(
             ["php", "-d", "display_errors=stderr", "-S", f"127.0.0.1:{self.port}", "-t", str(self.site)],
             stdout=self.server_log, stderr=subprocess.STDOUT, env=env, cwd=self.site,
+            start_new_session=True,  # its workers are forked children: stopped with it as a group
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while True:
@@ -205,13 +208,17 @@ require_once ABSPATH . 'wp-settings.php';
 
     def stop(self) -> None:
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            # The whole group: terminating php -S alone leaves its workers running.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # a worker that outlived its master
             self.server_log.close()
         mariadb_sql(f"DROP DATABASE IF EXISTS {self.database}")
 

@@ -54,6 +54,7 @@ user_private = {
     "currency": CURRENCY,
     "funds": CENTS,
     "revenue": CENTS,
+    "pending_revenue": {"type": "integer", "description": "owed to this person by peer nodes' statements, not yet paid (federation); not withdrawable"},
     "monthly_budget": CENTS,
     "monthly_topup": CENTS,
     "flattrs_this_period": I,
@@ -81,7 +82,10 @@ thing = {
 }
 flattr = {
     "id": I,
-    "thing": obj({"id": I, "url": S, "title": S}),
+    "thing": obj(
+        {"id": I, "url": S, "title": S, "node": {"type": "string", "description": "the host node's base URL, for a thing on a peer node"}},
+        required=["id", "url", "title"],
+    ),
     "giver": obj({"username": S}),
     "owner": obj({"username": S}),
     "period": PERIOD,
@@ -90,6 +94,7 @@ flattr = {
     "share": {"type": ["integer", "null"], "description": "set when the period is closed"},
     "fee": {"type": ["integer", "null"], "description": "set when the period is closed"},
     "currency": CURRENCY,
+    "reason": {"type": "string", "description": "why a flattr of a thing on a peer node did not count"},
 }
 deposit = {
     "id": I,
@@ -440,7 +445,7 @@ doc = {
             "UserPublic": obj(user_public),
             "UserPrivate": obj(user_private),
             "Thing": obj(thing, [k for k in thing if k != "flattred"]),
-            "Flattr": obj(flattr),
+            "Flattr": obj(flattr, required=[k for k in flattr if k != "reason"]),
             "Deposit": obj(deposit),
             "Payout": obj(payout),
             "Period": obj(period),

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..config import Config
-from ..db import database, is_postgres
+from ..db import database, dialect, insert_rows
 from ..errors import FlattrError, NotFound, Validation
 from ..models import Deposit, Payout, utcnow
 from ..money import format_amount
@@ -40,6 +40,7 @@ from .statements import Entry, Statement
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+IMPORT_LOCK = 7294031
 
 
 @dataclasses.dataclass
@@ -195,7 +196,7 @@ def _fast_deposits(cfg: Config, entries: list[Entry]) -> dict[str, Outcome]:
     refs = list(set(wanted.values()))
     deposits: dict[str, Deposit] = {}
     for start in range(0, len(refs), 500):
-        deposits.update((d.reference, d) for d in Deposit.select().where(Deposit.reference.in_(refs[start : start + 500])))
+        deposits.update((d.reference, d) for d in _deposit_rows(Deposit.reference.in_(refs[start : start + 500])))
     chosen: dict[str, Deposit] = {}
     taken: set[int] = set()
     for e in entries:
@@ -209,14 +210,19 @@ def _fast_deposits(cfg: Config, entries: list[Entry]) -> dict[str, Outcome]:
     return {key: Outcome("confirmed", deposit_id=d.id) for key, d in chosen.items() if d.id in done}
 
 
+def _deposit_rows(where):
+    """Deposits as light rows (id, user_id, amount, reference, status):
+    a statement reads thousands."""
+    return Deposit.select(Deposit.id, Deposit.user.alias("user_id"), Deposit.amount, Deposit.reference, Deposit.status).where(where).namedtuples()
+
+
 def import_statement(cfg: Config, statement: Statement, progress: Callable[[int, int], None] | None = None) -> ImportResult:
     counts: Counter = Counter({k: 0 for k in ("confirmed", "paid", "settled", "review", "seen")})
     entries = statement.entries
     for start in range(0, len(entries), CHUNK):
         chunk = entries[start : start + CHUNK]
         with database.atomic():
-            if is_postgres():  # one importer at a time: the second sees the first's entries
-                database.execute_sql("SELECT pg_advisory_xact_lock(7294031)")
+            dialect().advisory_lock(IMPORT_LOCK)  # one importer at a time: the second sees the first's entries
             seen = {k for (k,) in BankEntry.select(BankEntry.key).where(BankEntry.key.in_([e.key for e in chunk])).tuples()}
             new: list[Entry] = []
             for entry in chunk:
@@ -227,17 +233,17 @@ def import_statement(cfg: Config, statement: Statement, progress: Callable[[int,
                     new.append(entry)
             outcomes = _fast_deposits(cfg, new)
             rows = []
+            now = BankEntry.imported_at.db_value(utcnow())
             for entry in new:
                 outcome = outcomes.get(entry.key) or match(cfg, entry)
                 rows.append(
-                    (entry.key, utcnow(), entry.booked_on, entry.credit, entry.reversal, entry.amount, entry.currency, entry.text,
+                    (entry.key, now, entry.booked_on, entry.credit, entry.reversal, entry.amount, entry.currency, entry.text,
                      entry.end_to_end_id, entry.counterparty, entry.counterparty_iban, outcome.status, outcome.reason,
                      outcome.deposit_id, outcome.payout_id)
                 )  # fmt: skip
                 if outcome.status == "review" or outcome.counted:
                     counts[outcome.status] += 1
-            if rows:
-                BankEntry.insert_many(rows, fields=_ENTRY_FIELDS).execute()
+            insert_rows(BankEntry, _ENTRY_FIELDS, rows)
         if progress is not None:
             progress(min(start + CHUNK, len(entries)), len(entries))
     log.info("bank import (%s): %s", statement.format, dict(counts))

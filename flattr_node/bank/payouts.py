@@ -30,7 +30,7 @@ from peewee import JOIN
 
 from .. import ledger
 from ..config import Config
-from ..db import database, is_postgres, lock_accounts, locked
+from ..db import database, dialect, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
 from ..models import Account, Payout, User, utcnow
 from ..money import format_amount
@@ -39,6 +39,7 @@ from .models import PayoutExport, PayoutTransfer
 
 log = logging.getLogger(__name__)
 
+EXPORT_LOCK = 7294030
 PAIN_SCHEMA = "pain.001.001.03"  # what every SEPA bank accepts; sepaxml ships its XSD
 
 
@@ -205,8 +206,7 @@ def export_payouts(cfg: Config, now: dt.datetime | None = None) -> ExportResult:
     now = now or utcnow()
     today = now.replace(tzinfo=dt.UTC).astimezone(cfg.tz).date()
     with database.atomic():
-        if is_postgres():  # exports queue behind each other; payouts being requested go on
-            database.execute_sql("SELECT pg_advisory_xact_lock(7294030)")
+        dialect().advisory_lock(EXPORT_LOCK)  # exports queue behind each other; payouts being requested go on
         export = PayoutExport.create(message_id=f"pending-{uuid.uuid4().hex[:24]}", created_at=now, count=0, total=0, xml="")
         transfers = _claim_payouts(export.id)
         for source in EXPORT_SOURCES:

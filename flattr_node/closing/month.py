@@ -24,7 +24,7 @@ import datetime as dt
 
 from .. import rules
 from ..config import Config
-from ..db import execute
+from ..db import dialect, execute
 from ..ledger import STAGED_TXNS, node_account, post_many
 
 # The payee account of flattr `f`: its owner's revenue account. A LEFT JOIN
@@ -46,6 +46,7 @@ def plan(cfg: Config, name: str) -> dict:
         'JOIN "user" u ON u.id = c.giver_id '
         "JOIN account a ON a.user_id = c.giver_id AND a.kind = 'funds'"
     )
+    dialect().analyze("close_plan")
     # The cut of each giver with r = spend % n > 0: (created_at, id) of
     # their r-th earliest counting flattr, a seek into the (period,
     # giver_id, created_at, id, owner_id) index and r - 1 steps. SQLite takes

@@ -176,7 +176,9 @@ def from_your_node(thing_id):
             if not form.validate_on_submit():
                 raise FlattrError("the form expired: go back and try again")
             target = _interaction_url(request.form.get("handle", ""), thing_id)
-            return redirect(target, 303)
+            # A page that moves on by itself, not a redirect: the page's CSP
+            # (form-action 'self') forbids a form to end up on another origin.
+            return render_template("federation/continue.html", target=target, host=urlsplit(target).netloc)
         except FlattrError as e:
             error = e
     return render_template(

@@ -35,11 +35,10 @@ def new_reference() -> str:
 def _clean_reference(text: str) -> str:
     """The stored form of a reference as typed: RF references compact and
     upper case; the FN-XXXX-XXXX of older deposits with its dashes."""
-    rf = references.normalize(text)
-    if rf is not None:
-        return rf
+    # O for 0, I or l for 1 first: deposit references have none of these
+    # letters, and RF check digits over a misread letter can hold by chance.
     text = re.sub(r"[\s-]", "", str(text).upper()).translate(str.maketrans("OIL", "011"))
-    if text.startswith("RF"):  # O for 0, l for 1: our references have neither letter
+    if text.startswith("RF"):
         return references.normalize(text) or text
     if text.startswith("FN") and len(text) == 10:
         return f"FN-{text[2:6]}-{text[6:]}"
@@ -109,17 +108,19 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
     return Deposit.get_by_id(deposit.id), True
 
 
-def confirm_many(deposits: list[Deposit], now: dt.datetime | None = None) -> list[Deposit]:
+def confirm_many(deposits: list, now: dt.datetime | None = None) -> list:
     """Confirm many pending deposits in the caller's transaction, exactly as
     confirm_deposit confirms one (same ledger key, memo and notice), in a
     few statements: a bank statement's hundreds of deposits. Deposits no
     longer pending (another process confirmed or cancelled them first) are
-    left alone; returns those confirmed now."""
+    left alone; returns those confirmed now (rows with id, user_id, amount
+    and reference)."""
     if not deposits:
         return []
     at = now or utcnow()
     ids = [d.id for d in deposits]
-    pending = {d.id: d for d in locked(Deposit.select().where(Deposit.id.in_(ids) & (Deposit.status == "pending")))}
+    fields = (Deposit.id, Deposit.user.alias("user_id"), Deposit.amount, Deposit.reference)
+    pending = {d.id: d for d in locked(Deposit.select(*fields).where(Deposit.id.in_(ids) & (Deposit.status == "pending"))).namedtuples()}
     todo = [pending[i] for i in ids if i in pending]
     if not todo:
         return []

@@ -32,7 +32,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from .. import i18n, periods
 from ..config import Config
-from ..db import database, execute
+from ..db import database, execute, insert_rows
 from ..errors import NotFound, Validation
 from ..models import User, utcnow
 from ..models_sup import NOTICE_KINDS, Notice, NoticeOptOut, NoticeScan
@@ -67,11 +67,10 @@ def queue_many(kind: str, items: list[tuple[int, str, dict]], now: dt.datetime |
         return
     out = _opted_out(kind)
     at = now or utcnow()
-    rows = [(u, kind, key, json.dumps(params), at, "none" if u in out else "pending") for u, key, params in items]
-    for start in range(0, len(rows), 500):
-        Notice.insert_many(
-            rows[start : start + 500], fields=[Notice.user, Notice.kind, Notice.key, Notice.params, Notice.created_at, Notice.mail]
-        ).on_conflict_ignore().execute()
+    when = Notice.created_at.db_value(at)
+    rows = [(u, kind, key, json.dumps(params), when, "none" if u in out else "pending", 0) for u, key, params in items]
+    fields = [Notice.user, Notice.kind, Notice.key, Notice.params, Notice.created_at, Notice.mail, Notice.attempts]
+    insert_rows(Notice, fields, rows, ignore_conflicts=True)
 
 
 # --- the month close ----------------------------------------------------------
@@ -212,6 +211,12 @@ def describe(cfg: Config, notice: Notice, lang: str) -> tuple[str, str]:
         }
         text = _("In %(month)s you received %(amount)s from %(flattrs)s on %(things)s. It is in your revenue now.") % {
             "month": month, "amount": money(p["amount"]), "flattrs": flattrs, "things": things}  # fmt: skip
+    elif notice.kind == "webhook_disabled":
+        subject = _("Your webhook endpoint %(url)s is disabled") % {"url": p["url"]}
+        text = _(
+            "The node stopped sending events to %(url)s: a message failed %(num)d times (%(error)s). "
+            "Fix the endpoint, then enable it again or send the message again on your dashboard's Webhooks page."
+        ) % {"url": p["url"], "num": p["attempts"], "error": p["error"]}
     else:  # subscription
         month = _month(p["period"], lang)
         subject = _("Your subscription could not flattr “%(thing)s”") % {"thing": p["thing"]}
@@ -231,6 +236,7 @@ def kind_label(kind: str, lang: str) -> str:
         "revenue": _("Revenue received"),
         "payout": _("A withdrawal was paid or failed"),
         "subscription": _("A subscription could not flattr"),
+        "webhook_disabled": _("A webhook endpoint was disabled"),
     }[kind]
 
 

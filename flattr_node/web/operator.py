@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from peewee import fn
 
 from ..money import format_amount
 from ..services import funds, operator, passwords
@@ -30,7 +31,23 @@ def operator_home():
         people=operator.people_with_balances(),
         btn=EmptyForm(formdata=None),
         me=me(),
+        federation=_federation(),
     )
+
+
+def _federation() -> dict:
+    """Peers and settlements for the operator page (SPEC §6)."""
+    from ..federation import peers, settlement
+    from ..federation.models import Outbox
+
+    rows = peers.list_peers()
+    waiting = dict(
+        Outbox.select(Outbox.peer, fn.COUNT(Outbox.id)).where(Outbox.status == "pending").group_by(Outbox.peer).tuples()
+    )
+    return {
+        "peers": [{"peer": p, "waiting": waiting.get(p.id, 0), "owes_us": peers.owed_by(p)} for p in rows],
+        "settlements": settlement.listing(),
+    }
 
 
 @bp.post("/operator/deposits/<int:deposit_id>/confirm")

@@ -12,7 +12,8 @@ claimed with a lease (two processes never send it at once), POSTed through
 the node's guarded outbound HTTP (http/https, a deadline, no private
 address unless `allow_private_network`), and marked delivered on a 2xx.
 Otherwise it is tried again with backoff; a message that fails its last
-attempt disables its endpoint, which its owner sees on the dashboard.
+attempt disables its endpoint, and its owner gets a notice (dashboard, and
+e-mail if they want that kind).
 
 Delivery is at least once: a node killed after the receiver answered but
 before it recorded the answer sends the message again, with the same
@@ -35,6 +36,7 @@ from ..config import Config
 from ..db import database, execute
 from ..errors import NotFound, Validation
 from ..models import Flattr, Period, Thing, User, utcnow
+from ..services import notices
 from ..urls import normalize_url
 from .models import WebhookEndpoint, WebhookMessage, WebhookPeriod
 
@@ -161,11 +163,11 @@ def send_again(user: User, message_id) -> WebhookMessage:
 # --- events into the queue ------------------------------------------------------------
 
 
-def _enqueue_sql(event: str) -> str:
+def _enqueue_sql() -> str:
     return (
         "INSERT INTO webhook_message (endpoint_id, event, subject, status, attempts, created_at, next_attempt_at, last_error) "
         "SELECT e.id, ?, ?, 'pending', 0, ?, ?, '' FROM webhook_endpoint e "
-        f"WHERE e.user_id = ? AND e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%{event}%' "
+        "WHERE e.user_id = ? AND e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE ? "
         "ON CONFLICT (endpoint_id, event, subject) DO NOTHING"
     )
 
@@ -173,7 +175,7 @@ def _enqueue_sql(event: str) -> str:
 _ENQUEUE_ALL = (
     "INSERT INTO webhook_message (endpoint_id, event, subject, status, attempts, created_at, next_attempt_at, last_error) "
     "SELECT e.id, ?, ?, 'pending', 0, ?, ?, '' FROM webhook_endpoint e "
-    "WHERE e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE '%{event}%'{only} "
+    "WHERE e.enabled = ? AND e.deleted_at IS NULL AND e.events LIKE ?{only} "
     "ON CONFLICT (endpoint_id, event, subject) DO NOTHING"
 )
 _EARNED = " AND EXISTS (SELECT 1 FROM flattr f WHERE f.period = ? AND f.owner_id = e.user_id AND f.status = 'counted')"
@@ -183,7 +185,7 @@ def enqueue(event: str, user_id: int, subject: str, now: dt.datetime | None = No
     """Inside the event's transaction: a message for each of the person's endpoints that wants it."""
     assert event in EVENTS, event
     when = WebhookMessage.created_at.db_value(now or utcnow())
-    execute(_enqueue_sql(event), (event, subject, when, when, user_id, True))
+    execute(_enqueue_sql(), (event, subject, when, when, user_id, True, f"%{event}%"))
 
 
 def has_endpoints(user_id: int) -> bool:
@@ -205,11 +207,8 @@ def announce_closed_periods(cfg: Config, now: dt.datetime | None = None) -> list
             WebhookPeriod.insert(name=name, announced_at=when).on_conflict_ignore().execute()
             # One statement per event for every endpoint: owners with revenue are found by the flattrs' index.
             stamp = WebhookMessage.created_at.db_value(when)
-            execute(_ENQUEUE_ALL.format(event="period.closed", only=""), ("period.closed", name, stamp, stamp, True))
-            execute(
-                _ENQUEUE_ALL.format(event="revenue.credited", only=_EARNED),
-                ("revenue.credited", name, stamp, stamp, True, name),
-            )
+            execute(_ENQUEUE_ALL.format(only=""), ("period.closed", name, stamp, stamp, True, "%period.closed%"))
+            execute(_ENQUEUE_ALL.format(only=_EARNED), ("revenue.credited", name, stamp, stamp, True, "%revenue.credited%", name))
         done.append(name)
     return done
 
@@ -335,6 +334,12 @@ def deliver_one(cfg: Config, number: int, now: dt.datetime) -> bool:
             ).execute()
             reason = f"disabled on {now:%Y-%m-%d %H:%M} UTC: message {message_id(message)} failed {message.attempts} times ({error})"
             WebhookEndpoint.update(enabled=False, disabled_reason=reason).where(WebhookEndpoint.id == endpoint.id).execute()
+            notices.queue(
+                endpoint.user_id,
+                "webhook_disabled",
+                f"webhook:{endpoint.id}:disabled:{number}",
+                {"url": endpoint.url, "attempts": message.attempts, "error": error},
+            )
             log.warning("webhook endpoint %d (%s) %s", endpoint.id, endpoint.url, reason)
         else:
             WebhookMessage.update(

@@ -157,7 +157,8 @@ function flattr_node_autosubmit_url( $post_url, $title = '' ) {
 
 /**
  * The button, as the node's own: a link to the confirmation page around the
- * count badge (no JavaScript needed), and this month's count as text. A post
+ * count badge (no JavaScript needed), and this month's count as text for
+ * screen readers and the popup script (hidden from sight: the badge shows it). A post
  * the node knows as your thing links to that thing; any other post gets
  * Flattr's auto-submit link, and its thing is made on its first flattr.
  */
@@ -208,7 +209,7 @@ function flattr_node_button( $post_url, $title = '', $size = 'default', $thing_i
 	/* translators: %s: post title */
 	$link_title = sprintf( __( 'Flattr %s', 'flattr-node' ), $plain );
 	return sprintf(
-		'<span class="flattr-node flattr-node-%1$s"><a class="flattr-node-button" href="%2$s"%3$s data-flattr-url="%4$s" data-flattr-node="%5$s" rel="payment" title="%6$s"><img src="%7$s" width="%8$d" height="%9$d" alt="%10$s"></a> <span class="flattr-node-count" data-flattr-count="">%11$s</span></span>',
+		'<span class="flattr-node flattr-node-%1$s"><a class="flattr-node-button" href="%2$s"%3$s data-flattr-url="%4$s" data-flattr-node="%5$s" rel="payment" title="%6$s"><img src="%7$s" width="%8$d" height="%9$d" alt="%10$s"></a> <span class="flattr-node-count" data-flattr-count="" style="%12$s">%11$s</span></span>',
 		esc_attr( $size ),
 		esc_url( $href ),
 		$thing_id > 0 ? ' data-flattr-thing="' . $thing_id . '"' : '',
@@ -219,7 +220,10 @@ function flattr_node_button( $post_url, $title = '', $size = 'default', $thing_i
 		$width,
 		$height,
 		esc_attr( $alt ),
-		esc_html( $count )
+		esc_html( $count ),
+		// The badge shows the count; this copy is for screen readers and the popup
+		// script, hidden from sight as on the node's own button.
+		'position:absolute;width:1px;height:1px;margin:-1px;padding:0;border:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap'
 	);
 }
 

@@ -1,0 +1,54 @@
+"""Federation's pages in the app: the operator's peers table, the host's
+"flattr from your own node" form refusing what it cannot use, and the home
+node's confirmation page guarded like every page that moves money."""
+
+from __future__ import annotations
+
+from web_helpers import errors_of, parse, post, signin, text_of
+
+from flattr_node.federation import keys
+from flattr_node.federation.models import Peer
+from flattr_node.services import things
+
+
+def a_peer(base: str, credit_limit=None, refusal: str = "") -> Peer:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    jwk = keys.public_jwk(Ed25519PrivateKey.generate())
+    return Peer.create(base_url=base, key_id=jwk["kid"], public_key=jwk["x"], inbox_url=f"{base}/federation/inbox",
+                       currency="EUR", credit_limit=credit_limit, refusal=refusal)  # fmt: skip
+
+
+def test_the_operator_sees_the_peers(client, make_user):
+    make_user("op", operator=True)
+    a_peer("https://b.example", credit_limit=5000)
+    a_peer("https://c.example", refusal="pay first")
+    signin(client, "op")
+    doc = parse(client.get("/operator"))
+    rows = [" ".join("".join(tr.itertext()).split()) for tr in doc.iter("tr") if "example" in "".join(tr.itertext())]
+    assert any("https://b.example" in r and "€50.00" in r and "ok" in r for r in rows), rows
+    assert any("https://c.example" in r and "refusing: pay first" in r for r in rows), rows
+
+
+def test_from_your_node_refuses_bad_handles_and_non_peers(client, make_user):
+    ann = make_user("ann")
+    thing = things.register_thing(ann, {"url": "https://ann.example/1", "title": "Post"})
+    path = f"/things/{thing.id}/from-your-node"
+    page = client.get(path)
+    assert page.status_code == 200 and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    bad = post(client, path, {"handle": "not a handle"}, token_from=path)
+    assert bad.status_code == 422 and any("name@your-node" in e for e in errors_of(bad))
+    stranger = post(client, path, {"handle": "kim@elsewhere.example"}, token_from=path)
+    assert stranger.status_code == 400 and any("does not federate with this node" in e for e in errors_of(stranger))
+    assert client.post(path, data={"handle": "kim@elsewhere.example"}).status_code in (400, 403)  # no CSRF token
+
+
+def test_authorize_interaction_needs_a_signed_in_reader_and_a_peer_thing(client, make_user):
+    make_user("kim", 500)
+    uri = "https://b.example/things/7"
+    r = client.get(f"/authorize_interaction?uri={uri}")
+    assert r.status_code == 302 and "/signin" in r.headers["Location"]
+    signin(client, "kim")
+    r = client.get(f"/authorize_interaction?uri={uri}")
+    assert r.status_code == 404  # b.example is not a peer
+    assert "not a thing page of a node this node federates with" in text_of(r, "main")
