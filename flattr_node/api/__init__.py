@@ -282,6 +282,7 @@ def post_revenue_to_funds():
 
 
 @bp.get("/user/statement")
+@needs("extendedread")
 def my_statement():
     year = statement.parse_year(request.args.get("year"))
     return jsonify(statement.as_json(cfg(), statement.statement(cfg(), caller(), year)))
