@@ -27,7 +27,7 @@ class ConfigError(Exception):
 class Config:
     database: str = "sqlite:///var/flattr.db"
     secret_key: str = ""
-    allow_private_network: bool = False
+    allow_private_network: bool = False  # outbound fetches: sites and peer nodes (netguard)
     rate_limit_storage: str = "database"
     proxy_hops: int = 0
     base_url: str = "http://127.0.0.1:8080"

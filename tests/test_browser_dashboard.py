@@ -244,6 +244,9 @@ def test_the_seed_story_in_chromium(node, browser, tmp_path):
         assert "€1.00" in p.text("#months")
         if name == "ann":
             p.shot("history")
+        # Where the money goes: a payout account first (SEPA), on the Bank tab.
+        p.go("/dashboard/bank")
+        p.submit("/dashboard/bank", payout_iban="DE89 3704 0044 0532 0130 00", payout_name=name.title())
         p.go("/dashboard/payouts")
         p.submit("/dashboard/payouts", **{"payout-amount": "1.00"})
         assert "Withdrawal of €1.00 requested" in p.flash()

@@ -127,7 +127,7 @@ def test_every_page_fits_a_390_pixel_phone(world, phone):
     base = world["cfg"].base_url
     thing, kims = world["thing"], world["kims"]
     problems: list = []
-    fill = {"thing_id": thing.id, "username": "ann", "token": "no-such-token", "ids": thing.id}
+    fill = {"thing_id": thing.id, "username": "ann", "token": "no-such-token", "ids": thing.id, "lang": "de"}  # German from there on
     pages = every_page(world["app"], fill)
     assert len(pages) >= 20 and "/dashboard" in pages and "/operator" in pages
     for path in pages:

@@ -186,6 +186,10 @@ def test_a_peer_beyond_its_credit_limit_is_refused_and_the_reader_told_why(three
     statement = {"type": "Statement", "from": a.url, "period": period, "currency": "EUR", "reference": "RF18539007547034",
                  "total": 135, "lines": lines}  # fmt: skip
     assert send(signed(f"{b.url}/federation/statements", statement, a_key)).status_code == 202
+    # A never made that statement: `peers check` on either side says so.
+    for node in (a, b):
+        out = node.cli("peers", "check", check=False)
+        assert out.returncode == 1 and "RF18539007547034" in out.stderr and "135" in out.stderr, out
 
     reader = a.person("rea", funds=500)
     assert a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{t2}"}).status_code == 201

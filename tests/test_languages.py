@@ -85,6 +85,7 @@ def test_every_page_renders_in_each_language(app, client, make_user, cfg, lang):
         "/dashboard", "/dashboard/history", "/dashboard/history?period=2026-09", "/dashboard/deposits", "/dashboard/payouts",
         "/dashboard/things", f"/dashboard/things/{mine.id}", "/dashboard/tokens", "/dashboard/subscriptions",
         "/dashboard/notices", "/dashboard/profile", "/invites", "/account/password", "/operator", "/sites",
+        "/dashboard/bank", "/dashboard/statement", "/dashboard/webhooks", "/dashboard/apps", "/operator/bank",
         f"/things/{post.id}", f"/things/{post.id}/flattr", f"/things/{mine.id}/flattr",
     ]  # fmt: skip
     for path in member:

@@ -38,10 +38,16 @@ for (const el of document.querySelectorAll('input[placeholder], [aria-label], bu
 return out;
 """
 WIDEST = """
-let worst = [document.documentElement.scrollWidth, 'html'];
+// The page scrolls sideways when it is wider than the window; a table or a
+// row of tabs that scrolls inside its own box does not count.
+const page = Math.max(document.documentElement.scrollWidth, document.body.scrollWidth);
+if (page <= window.innerWidth) return [page, ''];
+const scrolls = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
+  if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return true; } return false; };
+let worst = [page, 'html'];
 for (const el of document.querySelectorAll('body *')) {
   const r = el.getBoundingClientRect();
-  if (r.width && r.right > worst[0] && getComputedStyle(el).position !== 'fixed') worst = [Math.ceil(r.right), el.tagName + '.' + el.className + '#' + el.id];
+  if (r.right > window.innerWidth && !scrolls(el)) worst = [Math.ceil(r.right), el.tagName + '.' + el.className + '#' + el.id];
 }
 return worst;
 """
@@ -89,6 +95,7 @@ def pages(post, mine) -> list[str]:
         "/dashboard", "/dashboard/history", "/dashboard/deposits", "/dashboard/payouts", "/dashboard/things",
         f"/dashboard/things/{mine.id}", "/dashboard/tokens", "/dashboard/subscriptions", "/dashboard/notices",
         "/dashboard/profile", "/invites", "/account/password", "/operator", "/sites",
+        "/dashboard/bank", "/dashboard/statement", "/dashboard/webhooks", "/dashboard/apps", "/operator/bank",
     ]  # fmt: skip
 
 
