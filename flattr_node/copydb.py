@@ -51,13 +51,15 @@ def copy_database(target_url: str, progress: Callable[[int, int], None] | None =
             with target.atomic():
                 for model in models:
                     rows = model.select().count()
-                    fresh = model._meta.table_name == "account" and rows == len(_node_accounts(model))
-                    if rows and not fresh:
+                    if rows and rows != _made_by_migrate(model):
                         raise Validation(f"the target is not empty: table {model._meta.table_name} has {rows} rows")
-                # migrate() made the node's own accounts; the copy brings the originals.
+                # migrate() made the node's own accounts and a signing key; the
+                # copy brings the originals (the node keeps its identity).
+                from .federation.models import NodeKey
                 from .models import Account
 
                 Account.delete().execute()
+                NodeKey.delete().execute()
         with target.atomic():
             for model in models:
                 fields = list(model._meta.sorted_fields)
@@ -95,8 +97,13 @@ def _batches(rows):
         yield batch
 
 
-def _node_accounts(model):
-    return list(model.select().where(model.code.startswith("node:")))
+def _made_by_migrate(model) -> int:
+    """The rows migrate() makes in an empty database: the node's own
+    accounts, and its signing key (federation)."""
+    name = model._meta.table_name
+    if name == "account":
+        return model.select().where(model.code.startswith("node:")).count()
+    return 1 if name == "node_key" else 0
 
 
 def _order(model):
