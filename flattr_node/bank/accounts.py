@@ -17,6 +17,7 @@ from schwifty.exceptions import SchwiftyException
 from ..db import database
 from ..errors import Validation
 from ..models import BaseModel, User, utcnow
+from ..services.validate import is_utf8
 
 MAX_NAME = 70  # what a SEPA name field holds
 _NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]+$")
@@ -59,6 +60,8 @@ def check_name(text: str) -> str:
     name = " ".join(str(text).split())
     if not name:
         raise AccountError("is empty: give the account holder's name")
+    if not is_utf8(name):
+        raise AccountError("holds a character that is not text (a lone surrogate)")
     if len(name) > MAX_NAME or not _NAME_OK.match(name):
         raise AccountError(f"must be at most {MAX_NAME} printable characters")
     return name
