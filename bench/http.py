@@ -108,7 +108,10 @@ def webhook_receiver() -> str:
 
 
 def measure(name: str, make_request, clients: int, seconds: float) -> dict:
-    """Requests per second of `make_request(session, worker, i)` from `clients` threads."""
+    """Requests per second of `make_request(session, worker, i)` from `clients` threads.
+
+    `make_request` returns (ok, detail); ok None means there is nothing left
+    to request (the flattrs ran out of new pairs): the worker stops early."""
     counts, failures = [0] * clients, []
     stop = time.monotonic() + seconds
 
@@ -118,6 +121,8 @@ def measure(name: str, make_request, clients: int, seconds: float) -> dict:
         while time.monotonic() < stop:
             ok, detail = make_request(session, worker, i)
             i += 1
+            if ok is None:  # no work left (every (person, thing) pair flattred): this worker's round ends
+                break
             if ok:
                 counts[worker] += 1
             else:
@@ -205,7 +210,9 @@ def main() -> int:
 
             def flattr(s, w, i):
                 with lock:
-                    tok, t = next(cursor)
+                    tok, t = next(cursor, (None, None))
+                if tok is None:
+                    return None, "no (person, thing) pair left: run with more --people"
                 r = s.post(f"{base}/api/v1/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
                 return r.status_code == 201, (r.status_code, r.text[:200])
 
@@ -213,7 +220,7 @@ def main() -> int:
                 with lock:
                     tok, t = next(cursor_v2, (None, None))
                 if tok is None:
-                    return False, "no (person, thing) pair left: run with more --people"
+                    return None, "no (person, thing) pair left: run with more --people"
                 r = s.post(f"{base}/rest/v2/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
                 return r.status_code == 200, (r.status_code, r.text[:200])
 
@@ -221,7 +228,7 @@ def main() -> int:
                 with lock:
                     tok, t = next(cursor_hooked, (None, None))
                 if tok is None:
-                    return False, "no (person, thing) pair left: run with more --people"
+                    return None, "no (person, thing) pair left: run with more --people"
                 r = s.post(f"{base}/api/v1/things/{t}/flattr", headers={"Authorization": f"Bearer {tok}"}, timeout=60)
                 return r.status_code == 201, (r.status_code, r.text[:200])
 
