@@ -79,7 +79,7 @@ def test_the_readme_sends_readers_to_the_reference():
 
 
 def test_no_document_points_outside_the_repository():
-    """A clone has no ../shared: nothing may send a reader there; and every
+    """A clone has no sibling folder of specs: nothing may send a reader there; and every
     relative link of the Markdown files leads to a file that exists."""
     import re
     import subprocess
@@ -99,7 +99,8 @@ def test_no_document_points_outside_the_repository():
             text = path.read_text()
         except UnicodeDecodeError:
             continue
-        if "../shared" in text or "shared/SPEC" in text:
+        outside = "../" + "shared"  # spelled in two parts so that this file does not match itself
+        if outside in text or "shared/SPEC" in text:
             offenders.append(name)
         if path.suffix == ".md":
             prose = re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", text, flags=re.S))  # not code
