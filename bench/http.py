@@ -111,8 +111,9 @@ def measure(name: str, make_request, clients: int, seconds: float) -> dict:
     """Requests per second of `make_request(session, worker, i)` from `clients` threads.
 
     `make_request` returns (ok, detail); ok None means there is nothing left
-    to request (the flattrs ran out of new pairs): the worker stops early."""
-    counts, failures = [0] * clients, []
+    to request (the flattrs ran out of new pairs): the run stops with that
+    message, since a rate over a window cut short would be wrong."""
+    counts, failures, ran_out = [0] * clients, [], []
     stop = time.monotonic() + seconds
 
     def work(worker: int):
@@ -121,7 +122,8 @@ def measure(name: str, make_request, clients: int, seconds: float) -> dict:
         while time.monotonic() < stop:
             ok, detail = make_request(session, worker, i)
             i += 1
-            if ok is None:  # no work left (every (person, thing) pair flattred): this worker's round ends
+            if ok is None:  # no work left (every (person, thing) pair flattred)
+                ran_out.append(worker)
                 break
             if ok:
                 counts[worker] += 1
@@ -136,6 +138,9 @@ def measure(name: str, make_request, clients: int, seconds: float) -> dict:
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
+    if ran_out:
+        # A rate over a window the workers left early would be a wrong figure, not a small one.
+        raise SystemExit(f"{name}: ran out of new (person, thing) pairs after {sum(counts)} requests: run with more --people")
     return {"endpoint": name, "requests": sum(counts), "seconds": round(elapsed, 2), "rate": sum(counts) / elapsed, "failures": failures[:5], "failed": len(failures)}
 
 

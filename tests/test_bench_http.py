@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "http.py"
 
 
 def test_short_run_reports_ratios_and_no_failure():
-    args = [sys.executable, str(BENCH), "--json", "--rounds", "2", "--seconds", "0.5", "--people", "8", "--clients", "3"]
+    args = [sys.executable, str(BENCH), "--json", "--rounds", "2", "--seconds", "0.5", "--people", "30", "--clients", "3"]
     if PG_URL:
         args += ["--database", PG_URL]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)

@@ -31,15 +31,15 @@ def test_directory_sorted_by_flattrs_this_month_with_search(client, cfg, make_us
     for giver in (bob, cy, dee):
         flattring.flattr_thing(cfg, giver, a.id, now)
     flattring.flattr_thing(cfg, cy, b.id, now)
-    assert names_in_directory(client) == ["Ann Archer", "bob", "cy"]
-    assert names_in_directory(client, "?q=arch") == ["Ann Archer"]
+    assert names_in_directory(client) == ["Ann Archer @ann", "bob", "cy"]
+    assert names_in_directory(client, "?q=arch") == ["Ann Archer @ann"]
     assert names_in_directory(client, "?category=software") == ["bob"]
-    assert names_in_directory(client, "?tag=JAZZ") == ["Ann Archer", "cy"]
+    assert names_in_directory(client, "?tag=JAZZ") == ["Ann Archer @ann", "cy"]
     assert names_in_directory(client, "?tag=jaz") == []  # whole tags only
     assert names_in_directory(client, "?q=%25") == []  # LIKE wildcards are literal
     assert client.get("/directory?category=nonsense").status_code == 422
     User.update(is_suspended=True).where(User.id == bob.id).execute()
-    assert names_in_directory(client) == ["Ann Archer", "cy"]
+    assert names_in_directory(client) == ["Ann Archer @ann", "cy"]
 
 
 def test_profile_shows_things_and_flattrs_only_when_allowed(client, cfg, make_user):
