@@ -20,9 +20,6 @@ from flattr_node.schema import migrate
 from flattr_node.services import funds, people
 
 PG_URL = os.environ.get("FLATTR_TEST_DATABASE", "")
-# For tests that do not depend on the database engine (pages in a browser,
-# pure functions): CI runs the suite twice, they need to run once.
-sqlite_pass_only = pytest.mark.skipif(bool(PG_URL), reason="does not depend on the database engine: runs in the SQLite pass only")
 CLOSE_BENCH = Path(__file__).resolve().parent.parent / "bench" / "close_month.py"
 
 
@@ -35,8 +32,9 @@ def load_close_bench():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked sqlite_only (pages in several languages, catalogs) do not
-    depend on the database engine: CI runs them in the SQLite pass only."""
+    """Tests marked sqlite_only do not depend on the database engine (pages in
+    a browser, languages, the WordPress plugin, bank-file parsing, pure
+    functions): CI runs the suite twice, they run in the SQLite pass only."""
     if PG_URL:
         skip = pytest.mark.skip(reason="does not depend on the database engine: runs in the SQLite pass")
         for item in items:

@@ -11,14 +11,13 @@ import subprocess
 
 import pytest
 from bank_files import Line, camt053, camt_schema, mt940
-from conftest import PG_URL
 from lxml import etree
 from test_cli import BASE, write_config
 
 from flattr_node.bank import references
 from flattr_node.bank.statements import StatementError, check_currency, parse_bytes, read_statement
 
-pytestmark = pytest.mark.skipif(bool(PG_URL), reason="bank files do not depend on the database engine: SQLite pass only")
+pytestmark = pytest.mark.sqlite_only  # parsing bank files does not depend on the database engine
 
 LINES = [
     Line(2500, reference="RF18539007547034", bank_ref="A1"),

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import pytest
 from browser import chromium, need_chromium
-from conftest import sqlite_pass_only
 from live import serve_node
 
 from flattr_node.services import flattring, funds, people, things
 
-pytestmark = [pytest.mark.browser, sqlite_pass_only]
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 WIDTH = 390
 

@@ -183,10 +183,9 @@ def test_client_registers_a_post_and_fetches_its_button(cfg, make_user):
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugin_bridge" / "wordpress" / "flattr-node.php"
 # PHP runs the same whatever database the node uses: once, in the SQLite pass.
-sqlite_pass_only = pytest.mark.skipif(bool(os.environ.get("FLATTR_TEST_DATABASE")), reason="PHP only: runs in the SQLite pass")
 
 
-@sqlite_pass_only
+@pytest.mark.sqlite_only
 def test_wordpress_plugin_passes_php_lint():
     php = shutil.which("php")
     if php is None:
@@ -297,7 +296,7 @@ function set_transient($key, $value, $ttl = 0) {}
 """
 
 
-@sqlite_pass_only
+@pytest.mark.sqlite_only
 def test_wordpress_plugin_markup_runs_and_escapes(tmp_path):
     php = shutil.which("php")
     if php is None:

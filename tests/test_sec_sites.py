@@ -7,7 +7,6 @@ addresses, and private fetching is an explicit setting."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -19,7 +18,7 @@ from live import serve_pages
 from flattr_node import netguard
 from flattr_node.services import sites
 
-once = pytest.mark.skipif(bool(os.environ.get("FLATTR_TEST_DATABASE")), reason="does not depend on the database: runs in the SQLite pass")
+once = pytest.mark.sqlite_only
 HEAD_LINK = '<html><head><link rel="payment" href="http://localhost:8080/users/ann"></head><body>Ann</body></html>'
 
 

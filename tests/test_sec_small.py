@@ -19,7 +19,7 @@ from flattr_node.app import create_app
 from flattr_node.models import User
 from flattr_node.services import people, things
 
-once = pytest.mark.skipif(bool(os.environ.get("FLATTR_TEST_DATABASE")), reason="does not depend on the database: runs in the SQLite pass")
+once = pytest.mark.sqlite_only
 
 
 def mode(path) -> int:

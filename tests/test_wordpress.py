@@ -22,10 +22,7 @@ from lxml import etree
 from nodeproc import Server, cli, free_port, write_config
 from wordpress import WordPress, need_wordpress, parse
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("FLATTR_TEST_DATABASE")),
-    reason="the WordPress plugin does not depend on the node's database engine: it runs in the SQLite pass only",
-)
+pytestmark = pytest.mark.sqlite_only  # the plugin does not depend on the node's database engine
 
 OPTION = "flattr_node_settings"
 THEMES = sorted(
