@@ -317,6 +317,21 @@ def _cpu() -> float:
     return t.user + t.system
 
 
+def _server_cpu(database) -> float | None:
+    """CPU time (user + system) of this connection's PostgreSQL backend so
+    far, read from /proc when the server runs on this machine; else None.
+    On PostgreSQL the close's work is done there, not in the close process."""
+    if not dbmod.is_postgres():
+        return None
+    pid = database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def close_child(url: str, batch_size: int, fee_percent: int) -> None:
     """Runs in a fresh interpreter: bind, close the month, report as JSON."""
     from flattr_node import closing
@@ -325,15 +340,17 @@ def close_child(url: str, batch_size: int, fee_percent: int) -> None:
     database = dbmod.bind(url)
     database.connect()
     rss_before = _status_kb("VmRSS")
-    cpu_before = _cpu()
+    cpu_before, server_before = _cpu(), _server_cpu(database)
     started = time.perf_counter()
     period = closing.close_period(cfg, PERIOD, CLOSE_AT)
     seconds = time.perf_counter() - started
     cpu = _cpu() - cpu_before
+    server_after = _server_cpu(database)
     database.close()
     print(json.dumps({
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "server_cpu_seconds": None if server_before is None or server_after is None else server_after - server_before,
         "rss_before_kb": rss_before,
         "peak_rss_kb": _status_kb("VmHWM"),
         "status": period.status,
@@ -606,6 +623,8 @@ def main(argv=None) -> int:
             "rows_total": total_rows,
             "transactions": len(plan) + batches,
             "close_cpu_seconds": round(close["cpu_seconds"], 2),
+            # PostgreSQL on this machine: the CPU time of the server process that ran the close.
+            "server_cpu_seconds": None if close["server_cpu_seconds"] is None else round(close["server_cpu_seconds"], 2),
             "baseline_seconds": round(base, 3),
             "baseline_cpu_seconds": round(base_cpu, 2),
             "ratio": round(ratio, 2),
