@@ -74,7 +74,7 @@ class Due:
     remote_id: int
 
 
-def due(limit: int, force: bool = False) -> list[Due]:
+def due(limit: int, force: bool = False, flattr_id: int | None = None) -> list[Due]:
     now = utcnow()
     query = (
         Outbox.select(Outbox.id, Outbox.attempts, Outbox.peer, Flattr.id, Flattr.period, Flattr.created_at, User.username, RemoteThing.remote_id)
@@ -88,6 +88,8 @@ def due(limit: int, force: bool = False) -> list[Due]:
     )
     if not force:
         query = query.where(Outbox.next_attempt_at <= now)
+    if flattr_id is not None:
+        query = query.where(Outbox.flattr == flattr_id)
     peers = {p.id: p for p in Peer.select().where(Peer.removed_at.is_null())}
     return [
         Due(oid, attempts, peers[peer_id], Flattr(id=fid, period=period, created_at=created), username, remote_id)
@@ -147,6 +149,13 @@ def deliver_one(cfg: Config, row: Due, down: set | None = None, session=None) ->
         Outbox.update(attempts=Outbox.attempts + 1, last_error=why, next_attempt_at=now + backoff(row.attempts + 1)).where(Outbox.id == row.id).execute()
     log.info("federation: delivery of flattr %s to %s failed (%s); retrying later", flattr.id, peer.base_url, why)
     return "waiting"
+
+
+def deliver_now(cfg: Config, flattr_id: int) -> str:
+    """Deliver one remote flattr at once (the popup flow, after the flattr's
+    transaction committed); what it cannot deliver waits in the outbox."""
+    rows = due(1, force=True, flattr_id=flattr_id)
+    return deliver_one(cfg, rows[0]) if rows else "waiting"
 
 
 def states(flattr_ids) -> dict[int, tuple[str, str]]:
