@@ -116,8 +116,7 @@ def test_the_popup_flattrs_from_your_own_node_and_the_blog_learns_the_count(tmp_
 
             def page(_request):
                 ref = pb.ThingRef.from_json(b.url, NodeClient(b.url, timeout=5).thing(thing))
-                script = f'<script src="{b.url}/button.js" async></script>'
-                return BLOG.format(title=ref.title, button=pb.button_html(ref) + script)
+                return BLOG.format(title=ref.title, button=pb.button_html(ref) + pb.script_tag(b.url))
 
             pages["/2026/11/popup.html"] = page
             driver = chromium(tmp_path / "profile")
