@@ -1,5 +1,6 @@
 """Faults across nodes: the home node SIGKILLed while it drains its outbox,
-a host down when the home node closes the month. (A host SIGKILLed with
+a host down when the home node closes the month (and back after it), a
+delivery the host refuses for good. (A host SIGKILLed with
 deliveries pending: tests/test_federation.py.)"""
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def test_a_host_down_at_close_time_is_not_paid_and_the_reader_sees_why(pair):
     counted = [f for f in mine.values() if f["status"] == "counted"]
     assert [f["share"] for f in counted] == [400]  # the whole budget goes to what counted
     assert "no settlements" in a.cli("settlement", "list").stdout
+    a.cli("check")
+    # B is back: what the close decided stays decided. The flattrs of the
+    # closed month are not sent any more (B would count what nobody pays).
+    b.start()
+    assert "refused 2" in a.cli("peer", "sync", "--quiet").stdout
+    assert b.count(remote) == 0 and copy_rows(b.database, "SELECT COUNT(*) FROM inbox_flattr")[0][0] == 0
+    again = a.api(reader, "GET", f"/user/flattrs?period={period}").json()
+    assert {f["id"]: (f["status"], f["share"]) for f in again} == {f["id"]: (f["status"], f["share"]) for f in mine.values()}
+    assert [f["delivery"] for f in again if f["id"] == flattr["id"]] == ["refused"]
     a.cli("check")
 
 
