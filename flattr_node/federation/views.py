@@ -131,7 +131,7 @@ def authorize_interaction():
         raise NotFound("that is not a thing page of a node this node federates with")
     peer, remote_id = found
     form = ConfirmForm()
-    error, flattr, popup_return = None, None, ""
+    error, flattr, popup_return, refused = None, None, "", ""
     popup = public.popup_args()
     thing = remote.known_thing(peer, remote_id)
     if request.method == "POST":
@@ -142,10 +142,14 @@ def authorize_interaction():
         except FlattrError as e:
             error = e
         thing = remote.known_thing(peer, remote_id)
-        if flattr is not None and popup and delivery.deliver_now(cfg(), flattr.id) == "delivered":
+        outcome = delivery.deliver_now(cfg(), flattr.id) if flattr is not None and popup else ""
+        if outcome == "delivered":
             # Started from the button's popup: back to the host, which has the
             # flattr now and tells the post's page its new count.
             popup_return = f"{peer.base_url}/things/{remote_id}/from-your-node/done?{urlencode(popup)}"
+        elif outcome == "refused":
+            status_, error_ = delivery.states([flattr.id])[flattr.id]
+            refused = delivery.not_held_reason(status_, error_, urlsplit(peer.base_url).netloc)
     elif thing is None:
         try:
             thing = remote.learn_thing(cfg(), peer, remote_id)
@@ -156,7 +160,7 @@ def authorize_interaction():
     return render_template(
         "federation/authorize.html", uri=uri, thing=thing, host=urlsplit(peer.base_url).netloc, form=form,
         error=error, flattr=flattr, already=already, back=request.values.get("back", ""), page_of=remote.page_of,
-        popup=popup, popup_return=popup_return,
+        popup=popup, popup_return=popup_return, refused=refused,
     ), status  # fmt: skip
 
 
