@@ -4,6 +4,12 @@ R8 (giving to receive): a flattr counts only if the owner of the flattred
 thing gave at least one flattr in the same period (unless the node turns
 `revenue_requires_giving` off).
 
+Held by its host (SPEC §6): a remote flattr (one with an outbox row) counts
+only once its host node has it, i.e. its delivery was acknowledged; one the
+host refused (the thing was archived there, say) or never received never
+counts, whatever the node's settings: the host would refuse a statement line
+for it. A local flattr is always held.
+
 R9 (the split): each giver with counting flattrs spends
 `min(budget, funds)`; every counting flattr gets `spend // n`, the `spend % n`
 earliest (by time, then id) one cent more; the node's fee on a share is
@@ -61,6 +67,7 @@ class MonthFlattr:
     giver: int
     owner: int
     created_at: dt.datetime
+    held: bool = True  # its host has it: always for a local flattr, once delivered for a remote one
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,8 @@ class Outcome:
 
 
 def counts(flattr: MonthFlattr, gave: set[int], requires_giving: bool) -> bool:
-    """R8: does `flattr` count, given the people who gave in its period?"""
-    return not requires_giving or flattr.owner in gave
+    """R8 and held: does `flattr` count, given the people who gave in its period?"""
+    return flattr.held and (not requires_giving or flattr.owner in gave)
 
 
 def split_month(
@@ -139,11 +146,19 @@ def gave_sql(period: str) -> str:
     )
 
 
+def held_sql(f: str) -> str:
+    """SQL: flattr `f` is held by its host: local (no outbox row), or its
+    delivery acknowledged (federation/delivery.py)."""
+    # Not a correlated probe per flattr: the few undelivered rows (index on
+    # status) are read once and each flattr is looked up among them.
+    return f"{f}.id NOT IN (SELECT o.flattr_id FROM outbox o WHERE o.status <> 'delivered')"
+
+
 def counts_sql(f: str, period: str, requires_giving: bool) -> str:
-    """SQL, R8: a condition true when flattr `f` of `period` counts."""
+    """SQL, R8 and held: a condition true when flattr `f` of `period` counts."""
     if not requires_giving:
-        return "1 = 1"
-    return f"{f}.owner_id IN ({gave_sql(period)})"
+        return held_sql(f)
+    return f"{f}.owner_id IN ({gave_sql(period)}) AND {held_sql(f)}"
 
 
 def spend_sql(budget: str, funds: str) -> str:

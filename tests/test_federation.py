@@ -128,3 +128,40 @@ def test_known_remote_thing_can_be_flattred_while_its_host_is_down(nodes):
     b.start()
     assert "delivered 2" in a.cli("peer", "sync", "--quiet").stdout
     assert b.count(thing) == 2
+
+
+def test_a_delivered_flattr_fires_the_owners_webhook_once(nodes):
+    """The host's inbox records a remote flattr and, in the same transaction,
+    the owner's flattr.created message, as for a local flattr; a delivery
+    sent again is acknowledged and fires nothing more."""
+    from nodeproc import free_port
+    from test_federation_hostile import node_key, send, signed
+    from test_webhooks import Receiver
+
+    a, b = nodes("a"), nodes("b", scheduler=True, tick_minutes=60)  # B's scheduler delivers webhooks
+    peer(a, b)
+    reader, blogger = a.person("rea", funds=500), b.person("blo")
+    thing = b.thing(blogger, "https://blog.example/1", title="Hello")
+    port = free_port()
+    r = b.api(blogger, "POST", "/webhooks", json={"url": f"http://127.0.0.1:{port}/hook", "events": ["flattr.created"]})
+    assert r.status_code == 201, r.text
+    receiver = Receiver(port, r.json()["secret"]).start()
+    try:
+        flattr = a.api(reader, "POST", "/flattr", json={"url": f"{b.url}/things/{thing}"}).json()
+        assert "delivered 1" in a.cli("peer", "sync", "--quiet").stdout
+        receiver.wait_for(1)
+        ((_, kind, data),) = receiver.got
+        host = a.url.split("//")[1]
+        assert kind == "flattr.created" and data["id"] == f"{a.url}/federation/flattrs/{flattr['id']}"
+        assert data["giver"] == {"username": f"rea@{host}"} and data["thing"]["id"] == thing and data["thing"]["title"] == "Hello"
+        assert data["period"] == flattr["period"]
+
+        # The same flattr delivered again (its answer lost, say): acknowledged, nothing more to send.
+        like = {"type": "Like", "id": data["id"], "actor": f"acct:rea@{host}", "object": f"{b.url}/things/{thing}",
+                "period": flattr["period"], "published": flattr["created_at"]}  # fmt: skip
+        again = send(signed(f"{b.url}/federation/inbox", like, node_key(a)))
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+        messages = b.api(blogger, "GET", "/webhooks/messages").json()
+        assert [m["event"] for m in messages] == ["flattr.created"]
+    finally:
+        receiver.stop()

@@ -91,3 +91,64 @@ def test_a_reader_of_another_node_flattrs_from_their_own_node(tmp_path):
             driver.quit()
         a.drop()
         b.drop()
+
+
+def test_the_popup_flattrs_from_your_own_node_and_the_blog_learns_the_count(tmp_path):
+    """The button's script opens the popup on B; the reader gives their
+    handle, confirms on A; A delivers at once and sends the popup back to B,
+    which tells the blog page (its origin only) the new count and closes."""
+    need_chromium()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    a = Node(tmp_path, "a", postgres=True).start()
+    b = Node(tmp_path, "b", hostname="localhost").start()
+    driver = None
+    try:
+        peer(a, b)
+        a.person("kim", funds=500)
+        blogger = b.person("ann")
+        pages: dict = {}
+        with serve_pages(pages, host="127.0.0.2") as blog:
+            post = f"{blog}/2026/11/popup.html"
+            thing = b.thing(blogger, post, "The popup, federated")
+
+            def page(_request):
+                ref = pb.ThingRef.from_json(b.url, NodeClient(b.url, timeout=5).thing(thing))
+                return BLOG.format(title=ref.title, button=pb.button_html(ref) + pb.script_tag(b.url))
+
+            pages["/2026/11/popup.html"] = page
+            driver = chromium(tmp_path / "profile")
+            wait = WebDriverWait(driver, WAIT)
+            count = lambda: driver.find_element(By.CSS_SELECTOR, "[data-flattr-count]").text  # noqa: E731
+
+            driver.get(f"{a.url}/signin")  # the reader is signed in on A only
+            driver.find_element(By.NAME, "username").send_keys("kim")
+            driver.find_element(By.NAME, "password").send_keys("correct horse battery")
+            driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            wait.until(lambda d: "/signin" not in d.current_url)
+
+            driver.get(post)
+            assert count() == "0"
+            blog_window = driver.current_window_handle
+            driver.find_element(By.CSS_SELECTOR, "a.flattr-node-button").click()
+            wait.until(ec.number_of_windows_to_be(2))
+            driver.switch_to.window(next(h for h in driver.window_handles if h != blog_window))
+            wait.until(ec.element_to_be_clickable((By.ID, "from-your-node"))).click()  # on B's sign-in page
+            wait.until(ec.presence_of_element_located((By.ID, "handle"))).send_keys(f"kim@{a.url.split('//')[1]}")
+            driver.find_element(By.ID, "go-home").click()
+            wait.until(ec.element_to_be_clickable((By.ID, "confirm-flattr")))
+            assert driver.current_url.startswith(f"{a.url}/authorize_interaction?")
+            driver.find_element(By.ID, "confirm-flattr").click()
+            wait.until(ec.number_of_windows_to_be(1))  # back on B, the popup told the blog and closed itself
+
+            driver.switch_to.window(blog_window)
+            wait.until(lambda d: count() == "1")
+            assert b.count(thing) == 1
+            assert "delivered 0" in a.cli("peer", "sync", "--quiet").stdout  # delivered by the confirmation itself
+    finally:
+        if driver is not None:
+            driver.quit()
+        a.drop()
+        b.drop()

@@ -136,6 +136,13 @@ def test_a_statement_is_applied_only_if_every_line_was_delivered_and_adds_up(thr
     for body in hostile:
         r = send(signed(url, body, a_key))
         assert r.status_code == 422 and r.json()["error"] == "validation", (body, r.text)
+    # One statement, one bank transfer: a bad line refuses it whole, and the
+    # refusal names every bad line, so the sender's operator sees them all.
+    r = send(signed(url, statement([line(98, 10), line(1, 100), line(99, 50), {"id": ["x"], "share": 1, "fee": 0, "amount": 1}]), a_key))
+    words = r.json()["error_description"]
+    assert r.status_code == 422 and words.startswith("3 of 4 lines refused"), r.text
+    assert "line 1: " in words and "flattrs/98" in words and "line 3: " in words and "flattrs/99" in words and "line 4: " in words
+    assert "line 2" not in words
     assert send(signed(url, statement([line(1, 100), line(2, 50)]), node_key(c))).status_code == 403  # not a peer
     assert b.api(blogger, "GET", "/user").json()["pending_revenue"] == 0
 

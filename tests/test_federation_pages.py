@@ -52,3 +52,24 @@ def test_authorize_interaction_needs_a_signed_in_reader_and_a_peer_thing(client,
     r = client.get(f"/authorize_interaction?uri={uri}")
     assert r.status_code == 404  # b.example is not a peer
     assert "not a thing page of a node this node federates with" in text_of(r, "main")
+
+
+def test_the_dashboard_says_why_a_flattr_its_host_refused_will_not_count(client, cfg, make_user):
+    """The month's estimate on the reader's dashboard: a remote flattr whose
+    host refused it (the thing was archived there) shows as not counted,
+    with the host's reason."""
+    from flattr_node.federation import remote
+    from flattr_node.federation.models import Outbox, RemoteThing
+    from flattr_node.models import Thing
+    from flattr_node.services import flattring
+
+    kim = make_user("kim", 500)
+    peer = a_peer("https://b.example")
+    gone = Thing.create(owner=remote._proxy_owner("blo", peer), url="https://b.example/things/7", title="Archived over there")
+    RemoteThing.create(thing=gone, peer=peer, remote_id=7, owner_name="blo")
+    refused = flattring.flattr_thing(cfg, kim, gone.id)
+    Outbox.create(flattr=refused, peer=peer, status="refused", last_error="422: this thing is archived and can no longer be flattred")
+    signin(client, "kim")
+    main = text_of(client.get("/dashboard"), "main")
+    assert "Archived over there" in main and "not counted" in main
+    assert "the owner's node (b.example) does not have this flattr, so it does not count: this thing is archived" in main

@@ -1,8 +1,9 @@
 """R8 and R9 are written once as pure Python and once as SQL (rules.py);
 Hypothesis pins the SQL to the Python on the engine under test: random small
 months (ties in time, people without money, owners who give nothing, any
-fee), planned and paid by the close's own SQL inside a transaction that is
-rolled back, against rules.split_month."""
+fee, remote flattrs whose delivery is pending, acknowledged or refused),
+planned and paid by the close's own SQL inside a transaction that is rolled
+back, against rules.split_month."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from flattr_node import ledger, rules
 from flattr_node.closing import month
 from flattr_node.db import database
+from flattr_node.federation.models import Outbox, Peer
 from flattr_node.models import Account, Flattr, Thing, User
 
 PERIOD = "2030-01"
@@ -30,10 +32,13 @@ def months(draw):
     chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=len(pairs)))
     # Few distinct moments: many ties, which the id breaks.
     moments = draw(st.lists(st.integers(0, 3), min_size=len(chosen), max_size=len(chosen)))
+    # None: a local flattr; else a remote one and the state of its delivery.
+    delivery = st.sampled_from([None, None, "pending", "delivered", "refused"])
+    deliveries = draw(st.lists(delivery, min_size=len(chosen), max_size=len(chosen)))
     return {
         "budgets": budgets,
         "funds": funds,
-        "flattrs": [(g, t, m) for (g, t), m in zip(chosen, moments, strict=True)],
+        "flattrs": [(g, t, m, d) for (g, t), m, d in zip(chosen, moments, deliveries, strict=True)],
         "fee_percent": draw(st.sampled_from([0, 1, 7, 10, 33, 100]) | st.integers(0, 100)),
         "requires_giving": draw(st.booleans()),
     }
@@ -49,10 +54,13 @@ def fill(m: dict) -> tuple[list[int], list[rules.MonthFlattr]]:
         users.append(user.id)
     things = [Thing.create(owner=u, url=f"https://example.org/{u}", title="t").id for u in users]
     flattrs = []
-    for g, t, moment in m["flattrs"]:
+    peer = Peer.create(base_url="https://peer.example", key_id="k", public_key="x", inbox_url="https://peer.example/inbox", currency="EUR")
+    for g, t, moment, delivery in m["flattrs"]:
         at = START + dt.timedelta(hours=moment)
         f = Flattr.create(giver=users[g], thing=things[t], owner=users[t], period=PERIOD, created_at=at)
-        flattrs.append(rules.MonthFlattr(f.id, users[g], users[t], at))
+        if delivery is not None:
+            Outbox.create(flattr=f, peer=peer, status=delivery)
+        flattrs.append(rules.MonthFlattr(f.id, users[g], users[t], at, held=delivery in (None, "delivered")))
     return users, flattrs
 
 
@@ -103,3 +111,13 @@ def test_split_month_worked_example_of_the_spec():
     # With R8 on, neither owner gave: nothing counts.
     out = rules.split_month(flattrs, {10: 200}, 0, requires_giving=True)
     assert {o.status for o in out.values()} == {"not_counted"}
+
+
+def test_a_remote_flattr_its_host_does_not_have_never_counts():
+    """Held (SPEC §6): a remote flattr whose host refused it, or has not
+    received it, takes no share, even with R8 off; the others take it all."""
+    t = START
+    flattrs = [rules.MonthFlattr(1, 10, 20, t, held=False), rules.MonthFlattr(2, 10, 30, t)]
+    for requires_giving, gave in ((False, None), (True, {20, 30})):
+        out = rules.split_month(flattrs, {10: 200}, 0, requires_giving, gave)
+        assert out == {1: rules.Outcome(False, 0, 0), 2: rules.Outcome(True, 200, 0)}

@@ -67,9 +67,8 @@ def plan(cfg: Config, name: str) -> dict:
         f"FROM close_plan p WHERE p.period = {period} AND p.giver_id = flattr.giver_id AND flattr.period = {period} "
         f"AND {rules.counts_sql('flattr', name, cfg.revenue_requires_giving)}"
     ).rowcount
-    # The others do not count (R8): found on the (period, owner_id) index,
-    # without reading the rows that counted.
-    counts_not = "1 = 0" if not cfg.revenue_requires_giving else f"NOT ({rules.counts_sql('flattr', name, True)})"
+    # The others do not count (R8, or not held by their host).
+    counts_not = f"NOT ({rules.counts_sql('flattr', name, cfg.revenue_requires_giving)})"
     not_counted = execute(
         f"UPDATE flattr SET status = 'not_counted', share = 0, fee = 0 WHERE period = {period} AND {counts_not}"
     ).rowcount

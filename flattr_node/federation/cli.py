@@ -101,7 +101,8 @@ def _commands(node_command):
             click.echo("no settlements")
         for s in rows:
             verb = "we owe" if s.direction == "payable" else "owes us"
-            click.echo(f"{s.period}\t{s.peer.base_url}\t{verb}\t{format_amount(s.total, cfg.currency)}\t{iso11649.format(s.reference)}\t{s.status}")
+            click.echo(f"{s.period}\t{s.peer.base_url}\t{verb}\t{format_amount(s.total, cfg.currency)}\t{iso11649.format(s.reference)}\t{s.status}"
+                       + (f"\t{s.last_error}" if s.status == "refused" and s.last_error else ""))
 
     @settlement.command("paid")
     @click.argument("reference")

@@ -6,7 +6,12 @@ host's inbox, signed, until the host acknowledges it.
 * 403 `credit_limit`: the peer takes no more flattrs for now; the row waits
   and is retried, and the peer's reason is kept to tell readers at once.
 * other 4xx (the thing is gone or archived): refused for good; the flattr
-  never counts (a remote flattr counts only once its host has it).
+  never counts (a remote flattr counts only once its host has it: rules.py).
+* a flattr of a month this node has already planned its close of is not
+  sent any more, and one acknowledged only after the plan is recorded as
+  refused too: the close decided it did not count, and what the close
+  planned never changes (the period row is locked while the outcome is
+  written, as the plan holds it while it plans).
 * no answer, 5xx, 401 (clocks apart): retried with exponential backoff,
   30 s doubling up to 6 hours, for ever; a restart loses nothing because
   the rows are in the database.
@@ -18,14 +23,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 
 import requests
 
 from .. import periods
 from ..config import Config
-from ..db import database
-from ..models import Flattr, User, utcnow
+from ..db import database, locked
+from ..models import Flattr, Period, User, utcnow
 from . import outbound, signing
 from .models import Outbox, Peer, RemoteThing
 
@@ -68,7 +74,7 @@ class Due:
     remote_id: int
 
 
-def due(limit: int, force: bool = False) -> list[Due]:
+def due(limit: int, force: bool = False, flattr_id: int | None = None) -> list[Due]:
     now = utcnow()
     query = (
         Outbox.select(Outbox.id, Outbox.attempts, Outbox.peer, Flattr.id, Flattr.period, Flattr.created_at, User.username, RemoteThing.remote_id)
@@ -82,6 +88,8 @@ def due(limit: int, force: bool = False) -> list[Due]:
     )
     if not force:
         query = query.where(Outbox.next_attempt_at <= now)
+    if flattr_id is not None:
+        query = query.where(Outbox.flattr == flattr_id)
     peers = {p.id: p for p in Peer.select().where(Peer.removed_at.is_null())}
     return [
         Due(oid, attempts, peers[peer_id], Flattr(id=fid, period=period, created_at=created), username, remote_id)
@@ -90,12 +98,27 @@ def due(limit: int, force: bool = False) -> list[Due]:
     ]
 
 
+def planned(period: str, lock: bool = False) -> bool:
+    """Has this node's close of `period` planned it (what counts is decided)?
+    With `lock`, inside a transaction: the period row is locked."""
+    query = Period.select(Period.status, Period.stage).where(Period.name == period)
+    state = (locked(query) if lock else query).first()
+    return state is not None and (state.status == "closed" or (state.status == "closing" and state.stage != "plan"))
+
+
+def too_late(period: str) -> str:
+    return f"this node closed {period} before the owner's node had it"
+
+
 def deliver_one(cfg: Config, row: Due, down: set | None = None, session=None) -> str:
     """Send one row; record the outcome. Returns delivered | waiting | refused.
     A peer that did not answer in this run (`down`) is not called again in it."""
     peer = row.peer
     flattr = row.flattr
     body = like(cfg, flattr, row.username, f"{peer.base_url}/things/{row.remote_id}")
+    if planned(flattr.period):
+        Outbox.update(status="refused", last_error=too_late(flattr.period)).where((Outbox.id == row.id) & (Outbox.status == "pending")).execute()
+        return "refused"
     if down is not None and peer.id in down:
         status, answer = 0, {"error_description": "did not answer earlier in this run"}
     else:
@@ -108,6 +131,9 @@ def deliver_one(cfg: Config, row: Due, down: set | None = None, session=None) ->
                 down.add(peer.id)
     now = utcnow()
     with database.atomic():
+        if 200 <= status < 300 and planned(flattr.period, lock=True):
+            Outbox.update(status="refused", attempts=Outbox.attempts + 1, last_error=too_late(flattr.period)).where(Outbox.id == row.id).execute()
+            return "refused"
         if 200 <= status < 300:
             Outbox.update(status="delivered", delivered_at=now, attempts=Outbox.attempts + 1, last_error="").where(Outbox.id == row.id).execute()
             if peer.refusal:
@@ -123,6 +149,30 @@ def deliver_one(cfg: Config, row: Due, down: set | None = None, session=None) ->
         Outbox.update(attempts=Outbox.attempts + 1, last_error=why, next_attempt_at=now + backoff(row.attempts + 1)).where(Outbox.id == row.id).execute()
     log.info("federation: delivery of flattr %s to %s failed (%s); retrying later", flattr.id, peer.base_url, why)
     return "waiting"
+
+
+def deliver_now(cfg: Config, flattr_id: int) -> str:
+    """Deliver one remote flattr at once (the popup flow, after the flattr's
+    transaction committed); what it cannot deliver waits in the outbox."""
+    rows = due(1, force=True, flattr_id=flattr_id)
+    return deliver_one(cfg, rows[0]) if rows else "waiting"
+
+
+def states(flattr_ids) -> dict[int, tuple[str, str]]:
+    """{flattr id: (delivery status, last error)} of those that are remote."""
+    ids = [int(i) for i in flattr_ids]
+    if not ids:
+        return {}
+    rows = Outbox.select(Outbox.flattr, Outbox.status, Outbox.last_error).where(Outbox.flattr.in_(ids)).tuples()
+    return {fid: (status, error) for fid, status, error in rows}
+
+
+def not_held_reason(status: str, last_error: str, host: str) -> str:
+    """What the reader is told of a remote flattr its host does not have."""
+    if status == "pending":
+        return f"the owner's node ({host}) had not received this flattr when this node closed the month"
+    detail = re.sub(r"^(\d{3}|no answer): ", "", last_error).strip() or "it refused it"
+    return f"the owner's node ({host}) does not have this flattr, so it does not count: {detail}"
 
 
 def _answer(response) -> dict:

@@ -65,8 +65,7 @@ def prepare(cfg: Config, period: str) -> dict:
     once the period is planned. Returns {peer base URL: outcome}."""
     if not periods.is_valid(period) or not periods.has_ended(period, utcnow(), cfg.tz):
         return {}
-    state = Period.get_or_none(Period.name == period)
-    if state is not None and (state.status == "closed" or (state.status == "closing" and state.stage != "plan")):
+    if delivery.planned(period):
         return {}
     wanted = _remote_owners(period)
     if not wanted:

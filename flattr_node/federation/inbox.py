@@ -4,7 +4,8 @@ A delivery is an ActivityStreams `Like`, signed by the home node. The host
 checks the signature (signing.verify), that the flattr's id lies under the
 sender's own base URL (a peer speaks only for its own readers), that the
 object is a thing of this node that can be flattred, and that the sender
-is within its credit limit; then it records the flattr once: a second
+is within its credit limit; then it records the flattr once, with the
+owner's `flattr.created` webhook messages in the same transaction: a second
 delivery of the same id is acknowledged and changes nothing.
 """
 
@@ -14,7 +15,7 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
-from .. import periods
+from .. import periods, webhooks
 from ..config import Config
 from ..db import database, execute
 from ..errors import FlattrError, Forbidden, Validation
@@ -74,9 +75,11 @@ def receive(cfg: Config, method: str, url: str, headers: dict, body: bytes, data
                 f"{urlsplit(cfg.base_url).netloc} takes no more flattrs from your node until it has paid "
                 f"{format_amount(owed, cfg.currency)} it owes (its credit limit is {format_amount(peer.credit_limit, cfg.currency)})"
             )
-        execute(
+        row = execute(
             "INSERT INTO inbox_flattr (peer_id, remote_id, thing_id, giver, period, created_at, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer_id, remote_id) DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer_id, remote_id) DO NOTHING RETURNING id",
             (peer.id, fid, thing.id, actor, period, InboxFlattr.created_at.db_value(created), InboxFlattr.received_at.db_value(utcnow())),
-        )
+        ).fetchone()
+        if row is not None:  # recorded now, not by a concurrent delivery of the same id: the owner's webhooks, once
+            webhooks.enqueue("flattr.created", thing.owner_id, f"{webhooks.INBOX_SUBJECT}{row[0]}")
     return 202, {"status": "accepted", "id": fid}

@@ -115,12 +115,24 @@ def flattr_remote(cfg: Config, giver: User, peer: Peer, remote_id: int, now: dt.
 
 
 def describe_remote(data: dict, flattr: Flattr) -> None:
-    """Add to a flattr's JSON its host node, and, when it did not count, why
-    (R8 across nodes: the host's answer, or the lack of one)."""
-    url = data["thing"]["url"]
-    data["thing"]["node"] = url.rsplit("/things/", 1)[0]
-    if data["status"] == "not_counted":
-        from .models import PeerGave
+    """Add to a flattr's JSON its host node and its delivery (pending,
+    delivered, refused), and, when it does not count, why: its host does
+    not have it (rules.py: held), or R8 across nodes (the host's answer, or
+    the lack of one)."""
+    from . import delivery
+    from .models import PeerGave
 
+    url = data["thing"]["url"]
+    node = data["thing"]["node"] = url.rsplit("/things/", 1)[0]
+    status, error = delivery.states([flattr.id]).get(flattr.id, ("delivered", ""))
+    data["delivery"] = status
+    if status == "refused":
+        data["reason"] = delivery.not_held_reason(status, error, urlsplit(node).netloc)
+    elif data["status"] == "not_counted":
         row = PeerGave.get_or_none((PeerGave.period == flattr.period) & (PeerGave.user == flattr.owner_id))
-        data["reason"] = row.reason if row is not None and row.reason else "the owner's node did not confirm in time"
+        if row is not None and row.reason:
+            data["reason"] = row.reason
+        elif status == "pending":
+            data["reason"] = delivery.not_held_reason(status, error, urlsplit(node).netloc)
+        else:
+            data["reason"] = "the owner's node did not confirm in time"

@@ -10,7 +10,8 @@ Home node (owes):
   `settlement paid REF` records the bank transfer (payable -> node:external).
 Host node (is owed):
   `receive` checks every line against the flattrs delivered to it and
-  refuses the whole statement on any unknown, repeated or inconsistent line;
+  refuses the whole statement on any unknown, repeated or inconsistent line
+  (naming every such line: docs/decisions.md);
   then credits each owner's `pending_revenue` against `peer:<id>:receivable`
   (key `settle:in:<peer>:<REF>`). `confirm_settlement(REF, amount)` (the
   CLI's `settlement confirm`, or a bank import) turns it into revenue,
@@ -37,6 +38,7 @@ from .peers import payable_code, receivable_code
 
 MAX_LINES = 20000
 MAX_STATEMENT_BODY = 4 * 1024 * 1024
+MAX_LISTED = 20  # bad lines named in a refusal
 
 
 def make_reference(period: str, peer: Peer, own_base: str) -> str:
@@ -131,7 +133,7 @@ def send_statements(cfg: Config) -> dict:
             Settlement.update(status="sent", last_error="").where(Settlement.id == s.id).execute()
             counts["sent"] += 1
         elif response.status_code in (409, 422):
-            Settlement.update(status="refused", last_error=str(answer.get("error_description", ""))[:500]).where(Settlement.id == s.id).execute()
+            Settlement.update(status="refused", last_error=str(answer.get("error_description", ""))[:4000]).where(Settlement.id == s.id).execute()
             counts["refused"] += 1
         else:
             Settlement.update(last_error=f"{response.status_code}: {answer.get('error_description', '')}"[:500]).where(Settlement.id == s.id).execute()
@@ -190,23 +192,36 @@ def _check_lines(cfg: Config, peer: Peer, data) -> tuple[str, str, int, list, di
     }
     base = cfg.base_url.rstrip("/")
     per_owner: dict[int, int] = defaultdict(int)
+    bad: list[str] = []  # every line in error, so that the sender's operator sees them all at once
     for n, line in enumerate(lines, 1):
-        if not isinstance(line, dict):
-            raise Validation(f"line {n} is not an object")
-        share, fee, amount = line.get("share"), line.get("fee"), line.get("amount")
-        if not all(type(v) is int for v in (share, fee, amount)) or not (0 <= fee <= share and amount == share - fee):
-            raise Validation(f"line {n}: share, fee and amount must be whole cents with 0 <= fee <= share and amount = share - fee")
-        got = delivered.get(line.get("id"))
-        if got is None:
-            raise Validation(f"line {n}: {line.get('id')!r} was never delivered to this node")
-        if got.period != period or line.get("object") != f"{base}/things/{got.thing_id}":
-            raise Validation(f"line {n}: {line['id']} was delivered for another period or thing")
-        if got.settled_by and got.settled_by != reference:
-            raise Validation(f"line {n}: {line['id']} was already settled by {got.settled_by}")
-        per_owner[got.thing.owner_id] += amount
+        problem = _line_problem(line, delivered, period, reference, base)
+        if problem:
+            bad.append(f"line {n}: {problem}")
+        elif not bad:
+            per_owner[delivered[line["id"]].thing.owner_id] += line["amount"]
+    if bad:
+        more = f" (and {len(bad) - MAX_LISTED} more)" if len(bad) > MAX_LISTED else ""
+        raise Validation(f"{len(bad)} of {len(lines)} lines refused, so the whole statement is: " + "; ".join(bad[:MAX_LISTED]) + more)
     if sum(per_owner.values()) != total:
         raise Validation(f"the lines add up to {sum(per_owner.values())}, not the total {total}")
     return period, reference, total, lines, per_owner
+
+
+def _line_problem(line, delivered: dict, period: str, reference: str, base: str) -> str:
+    """What is wrong with one statement line ("" when nothing)."""
+    if not isinstance(line, dict):
+        return "not an object"
+    share, fee, amount = line.get("share"), line.get("fee"), line.get("amount")
+    if not all(type(v) is int for v in (share, fee, amount)) or not (0 <= fee <= share and amount == share - fee):
+        return "share, fee and amount must be whole cents with 0 <= fee <= share and amount = share - fee"
+    got = delivered.get(line["id"]) if isinstance(line.get("id"), str) else None
+    if got is None:
+        return f"{line.get('id')!r} was never delivered to this node"
+    if got.period != period or line.get("object") != f"{base}/things/{got.thing_id}":
+        return f"{line['id']} was delivered for another period or thing"
+    if got.settled_by and got.settled_by != reference:
+        return f"{line['id']} was already settled by {got.settled_by}"
+    return ""
 
 
 def receive(cfg: Config, method: str, url: str, headers: dict, body: bytes, data) -> tuple[int, dict]:

@@ -12,11 +12,12 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from .. import public
 from ..errors import FlattrError, NotFound, Validation
 from ..models import User
-from ..services import flattring
+from ..services import embeds, flattring
 from ..services import things as things_service
-from . import inbox, outbound, peers, remote, signing, webfinger
+from . import delivery, inbox, outbound, peers, remote, signing, webfinger
 
 bp = Blueprint("federation", __name__, template_folder="../templates")
 
@@ -130,7 +131,8 @@ def authorize_interaction():
         raise NotFound("that is not a thing page of a node this node federates with")
     peer, remote_id = found
     form = ConfirmForm()
-    error, flattr = None, None
+    error, flattr, popup_return, refused = None, None, "", ""
+    popup = public.popup_args()
     thing = remote.known_thing(peer, remote_id)
     if request.method == "POST":
         if not form.validate_on_submit():
@@ -140,6 +142,14 @@ def authorize_interaction():
         except FlattrError as e:
             error = e
         thing = remote.known_thing(peer, remote_id)
+        outcome = delivery.deliver_now(cfg(), flattr.id) if flattr is not None and popup else ""
+        if outcome == "delivered":
+            # Started from the button's popup: back to the host, which has the
+            # flattr now and tells the post's page its new count.
+            popup_return = f"{peer.base_url}/things/{remote_id}/from-your-node/done?{urlencode(popup)}"
+        elif outcome == "refused":
+            status_, error_ = delivery.states([flattr.id])[flattr.id]
+            refused = delivery.not_held_reason(status_, error_, urlsplit(peer.base_url).netloc)
     elif thing is None:
         try:
             thing = remote.learn_thing(cfg(), peer, remote_id)
@@ -150,6 +160,7 @@ def authorize_interaction():
     return render_template(
         "federation/authorize.html", uri=uri, thing=thing, host=urlsplit(peer.base_url).netloc, form=form,
         error=error, flattr=flattr, already=already, back=request.values.get("back", ""), page_of=remote.page_of,
+        popup=popup, popup_return=popup_return, refused=refused,
     ), status  # fmt: skip
 
 
@@ -175,7 +186,7 @@ def from_your_node(thing_id):
         try:
             if not form.validate_on_submit():
                 raise FlattrError("the form expired: go back and try again")
-            target = _interaction_url(request.form.get("handle", ""), thing_id)
+            target = _interaction_url(request.form.get("handle", ""), thing_id, public.popup_args())
             # A page that moves on by itself, not a redirect: the page's CSP
             # (form-action 'self') forbids a form to end up on another origin.
             return render_template("federation/continue.html", target=target, host=urlsplit(target).netloc)
@@ -183,11 +194,20 @@ def from_your_node(thing_id):
             error = e
     return render_template(
         "federation/from_your_node.html", thing=thing, form=form, error=error, handle=request.form.get("handle", ""),
-        peers=[urlsplit(p.base_url).netloc for p in peers.list_peers()],
+        peers=[urlsplit(p.base_url).netloc for p in peers.list_peers()], popup=public.popup_args(),
     ), (error.status if error else 200)  # fmt: skip
 
 
-def _interaction_url(handle: str, thing_id: int) -> str:
+@bp.get("/things/<int:thing_id>/from-your-node/done")
+def from_your_node_done(thing_id):
+    """On the host, the end of the popup flow: the reader's node delivered the
+    flattr and sent the popup back here; as after a local flattr, the page
+    tells the post's page (its origin only) the new count, then closes."""
+    thing = things_service.get_thing(thing_id)
+    return public.done_page(embeds.thing_ref(cfg(), thing), thing.id, status=200)
+
+
+def _interaction_url(handle: str, thing_id: int, popup: dict) -> str:
     found = HANDLE.match(handle.strip())
     if found is None:
         raise Validation("give your handle as name@your-node (for example kim@flattr.example.org)", field="handle")
@@ -199,7 +219,10 @@ def _interaction_url(handle: str, thing_id: int) -> str:
     uri = f"{cfg().base_url.rstrip('/')}/things/{thing_id}"
     if "{uri}" not in template or not template.startswith(peer.base_url + "/"):
         raise outbound.PeerUnreachable(f"{host} gave no usable interaction template")
-    return template.replace("{uri}", urlencode({"u": uri})[2:])
+    url = template.replace("{uri}", urlencode({"u": uri})[2:])
+    # Started from the button's popup: the reader's node sends the popup back
+    # (popup=1, origin: the post's origin; docs/federation.md).
+    return url + ("&" if "?" in url else "?") + urlencode(popup) if popup else url
 
 
 __all__ = ["bp", "flattring"]

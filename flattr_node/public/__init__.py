@@ -117,17 +117,19 @@ def _confirm(ref, *, post_url: str, already: bool, error: FlattrError | None = N
     )
 
 
-def _done(ref, flattr):
-    count = flattring.count_this_period(cfg(), flattr.thing_id)
+def done_page(ref, thing_id: int, status: int = 201):
+    """"Thank you", with the count this month; in the button's popup it tells
+    the post's page (its origin only) the new count and closes."""
+    count = flattring.count_this_period(cfg(), thing_id)
     args = popup_args()
     return render_template(
         "public/done.html",
         ref=ref,
-        thing_id=flattr.thing_id,
+        thing_id=thing_id,
         count=count,
         popup=args,
         post_origin=message_origin(args, ref.url),
-    ), 201
+    ), status
 
 
 def _already(user: User, thing_id: int) -> bool:
@@ -154,7 +156,7 @@ def confirm(thing_id):
             return _confirm(
                 embeds.thing_ref(cfg(), thing), post_url=post_url, already=_already(user, thing.id), error=e, status=e.status, archived=thing.archived
             )
-        return _done(embeds.thing_ref(cfg(), thing), flattr)
+        return done_page(embeds.thing_ref(cfg(), thing), flattr.thing_id)
     return _confirm(ref, post_url=post_url, already=_already(user, thing.id), archived=thing.archived)
 
 
@@ -179,7 +181,7 @@ def autosubmit():
             flattr = flattring.flattr_autosubmit(cfg(), user, params)
         except FlattrError as e:
             return _confirm(ref, post_url=post_url, already=False, error=e, status=e.status)
-        return _done(embeds.thing_ref(cfg(), things_service.get_thing(flattr.thing_id)), flattr)
+        return done_page(embeds.thing_ref(cfg(), things_service.get_thing(flattr.thing_id)), flattr.thing_id)
     return _confirm(ref, post_url=post_url, already=False)
 
 

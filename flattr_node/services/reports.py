@@ -69,7 +69,13 @@ def projection(cfg: Config, user: User, now: dt.datetime | None = None) -> Proje
         owners = ", ".join(str(int(o)) for o in owner_ids)
         gave = {g for (g,) in execute(f"SELECT x.giver_id FROM ({rules.gave_sql(period)}) x WHERE x.giver_id IN ({owners})")}
     funds = ledger.balance(user.id, "funds")
-    mine = [rules.MonthFlattr(f.id, f.giver_id, f.owner_id, f.created_at) for f in rows]
+    # Remote flattrs (SPEC §6): one its host refused never counts; one on
+    # its way is taken to arrive before the close (the close delivers first).
+    from ..federation import delivery
+
+    deliveries = delivery.states(f.id for f in rows if "@" in f.owner.username)
+    refused = {i for i, (status, _) in deliveries.items() if status == "refused"}
+    mine = [rules.MonthFlattr(f.id, f.giver_id, f.owner_id, f.created_at, held=f.id not in refused) for f in rows]
     outcome = rules.split_month(mine, {user.id: rules.spend_of(user.monthly_budget, funds)}, cfg.fee_percent,
                                 cfg.revenue_requires_giving, gave)
     spend = sum(o.share for o in outcome.values())
@@ -79,6 +85,10 @@ def projection(cfg: Config, user: User, now: dt.datetime | None = None) -> Proje
         o = outcome[f.id]
         if o.counted:
             out.append(ProjectedFlattr(f, f.thing, owner, True, o.share, o.fee, ""))
+        elif f.id in refused:
+            status, error = deliveries[f.id]
+            reason = delivery.not_held_reason(status, error, owner.username.split("@", 1)[1])
+            out.append(ProjectedFlattr(f, f.thing, owner, False, 0, 0, reason))
         else:
             name = owner.display_name or owner.username
             reason = (

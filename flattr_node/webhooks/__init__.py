@@ -215,11 +215,33 @@ def announce_closed_periods(cfg: Config, now: dt.datetime | None = None) -> list
 
 # --- payloads -----------------------------------------------------------------------
 
+# The subject of flattr.created for a flattr a peer delivered (SPEC §6): its
+# inbox_flattr row, not a flattr row of this node.
+INBOX_SUBJECT = "inbox:"
+
+
+def _remote_flattr(cfg: Config, inbox_id: int) -> dict:
+    """A flattr from a reader of another node, shaped as a local one: its id
+    is its URI on the giver's node, the giver `name@their-node`."""
+    from ..federation.models import InboxFlattr
+
+    f = InboxFlattr.select(InboxFlattr, Thing).join(Thing).where(InboxFlattr.id == inbox_id).get()
+    return {
+        "id": f.remote_id,
+        "thing": {"id": f.thing.id, "url": f.thing.url, "title": f.thing.title},
+        "giver": {"username": f.giver.removeprefix("acct:")},
+        "period": f.period,
+        "created_at": periods.iso(f.created_at, cfg.tz),
+    }
+
+
 
 def payload(cfg: Config, message: WebhookMessage) -> dict:
     """What the event says, from the stored facts (Standard Webhooks' shape: type, timestamp, data)."""
     data: dict
-    if message.event == "flattr.created":
+    if message.event == "flattr.created" and message.subject.startswith(INBOX_SUBJECT):
+        data = _remote_flattr(cfg, int(message.subject[len(INBOX_SUBJECT) :]))
+    elif message.event == "flattr.created":
         f = Flattr.select(Flattr, Thing, User).join(Thing).switch(Flattr).join(User, on=(Flattr.giver == User.id)).where(
             Flattr.id == int(message.subject)
         ).first()
