@@ -221,7 +221,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     def db_busy(e: OperationalError):
         # A lock, a lost connection, or a conflict between transactions on
         # PostgreSQL (deadlock, serialization failure): retrying is the remedy.
-        if not dbmod.is_retryable(e) and "locked" not in str(e) and "connect" not in str(e) and "busy" not in str(e):
+        if not dbmod.is_unavailable(e):  # told by SQLite's error code or PostgreSQL's SQLSTATE
             return unexpected(e)
         log.error("database unavailable on %s %s: %s", request.method, request.path, e)
         response = error_response("server_busy", "the node is busy: try again in a moment", 503)
@@ -234,10 +234,9 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
 
     @app.errorhandler(ValueError)
     def nul_in_text(e: ValueError):
-        if dbmod.is_retryable(e):  # the connection pool is exhausted: busy, not broken
+        if dbmod.is_unavailable(e):  # the connection pool is exhausted: busy, not broken
             return db_busy(e)
-        # PostgreSQL cannot hold NUL in text: psycopg2 refuses such a parameter.
-        if "NUL (0x00)" not in str(e):
+        if not dbmod.dialect().refused_nul(e):  # PostgreSQL cannot hold NUL in text
             return unexpected(e)
         return error_response("invalid_request", "text must not contain NUL (0x00) characters", 400)
 
