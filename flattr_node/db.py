@@ -149,6 +149,23 @@ def bind(url: str):
     return db
 
 
+def init_app(app, cfg) -> None:
+    """A connection for each request (create_app binds the database)."""
+
+    @app.before_request
+    def open_connection():
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close_connection(exc):
+        # PostgreSQL: hand the connection back to the pool. SQLite: keep it
+        # for this thread's next request (waitress's threads are few and
+        # long-lived); opening one and setting its pragmas cost about half a
+        # millisecond, more than a badge's query.
+        if dialect().pooled and not database.is_closed() and database.transaction_depth() == 0:
+            database.close()
+
+
 def is_postgres() -> bool:
     """Which engine is bound. Code of the node asks `dialect()` what to do
     instead; this stays for scripts (bench/) that build data per engine."""

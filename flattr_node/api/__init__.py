@@ -20,6 +20,10 @@ from . import serialize
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
+
 def cfg():
     return current_app.config["NODE"]
 

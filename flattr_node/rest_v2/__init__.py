@@ -28,6 +28,11 @@ from ..services.validate import row_id
 
 bp = Blueprint("rest_v2", __name__, url_prefix="/rest/v2")
 
+
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
+
 RATE = parse("5000/hour")  # per token (else per address), per process, as Flattr had it
 THING_FIELDS = ("url", "title", "description", "category", "language", "tags", "hidden")
 # v2's names and statuses for the node's error codes (Flattr's error list).
