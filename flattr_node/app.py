@@ -9,21 +9,15 @@ import time
 from pathlib import Path
 
 from flask import Flask, g, jsonify, request
-from flask_login import LoginManager
-from flask_wtf.csrf import CSRFError, CSRFProtect
 from peewee import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from . import db as dbmod
-from . import i18n
 from .config import Config, ConfigError
 from .errors import FlattrError
-from .models import User
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("flattr_node.access")
-csrf = CSRFProtect()
-login_manager = LoginManager()
 
 HTTP_CODES = {
     400: "invalid_request",
@@ -75,6 +69,8 @@ def error_response(code: str, description: str, status: int, field: str | None =
 
 
 def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
+    """The node's web app: each module registers what it owns, in this order
+    (before-request hooks run in it, after-request hooks the other way)."""
     app = Flask(__name__)
     app.config.update(
         NODE=cfg,
@@ -91,73 +87,40 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     )
     if bind_database:
         dbmod.bind(cfg.database)
+    from . import api, bank, i18n, oauth, public, rest_v2, sessions, web
+    from .federation import views as federation_views
+    from .webhooks import views as webhooks_views
+
+    for init_app in (
+        init_proxies,  # the client's address, before anything reads it
+        dbmod.init_app,  # a connection per request
+        bank.init_app,  # a bank statement's upload limit
+        i18n.init_app,
+        sessions.init_app,  # who is signed in; CSRF for cookie requests
+        init_access_log,
+        init_security_headers,
+        init_error_pages,
+        api.init_app,
+        web.init_app,
+        public.init_app,
+        oauth.init_app,
+        rest_v2.init_app,
+        webhooks_views.init_app,
+        federation_views.init_app,
+    ):
+        init_app(app, cfg)
+    return app
+
+
+def init_proxies(app: Flask, cfg: Config) -> None:
     if cfg.proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         # The client's address from the proxies' X-Forwarded-For (rate limits count per client).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
-    csrf.init_app(app)
-    i18n.init_app(app)
-    login_manager.init_app(app)
-    login_manager.login_view = "web.signin"
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        try:
-            user = User.get_or_none(User.id == int(user_id))
-        except ValueError:
-            return None
-        return user if user is not None and user.is_active else None
-
-    @app.before_request
-    def open_connection():
-        dbmod.database.connect(reuse_if_open=True)
-
-    @app.teardown_request
-    def close_connection(exc):
-        # PostgreSQL: hand the connection back to the pool. SQLite: keep it
-        # for this thread's next request (waitress's threads are few and
-        # long-lived); opening one and setting its pragmas cost about half a
-        # millisecond, more than a badge's query.
-        database = dbmod.database
-        if dbmod.dialect().pooled and not database.is_closed() and database.transaction_depth() == 0:
-            database.close()
-
-    @app.before_request
-    def statement_upload_limit():
-        """A bank statement (operator pages) may be larger than any other request."""
-        if request.path == "/operator/bank/import":
-            request.max_content_length = cfg.bank_max_statement_mb * 1024 * 1024
-
-    @app.before_request
-    def csrf_guard():
-        """Cookie requests that change state need a CSRF token; token requests
-        carry no cookie authority (the API ignores cookies when a token is sent)."""
-        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
-            return None
-        if request.headers.get("Authorization", "").lower().startswith("bearer "):
-            # Only a token that is valid carries the request's authority; a
-            # made-up one must not switch the CSRF check off for a cookie.
-            from .services.people import user_for_token
-
-            if user_for_token(request.headers["Authorization"][7:].strip()) is not None:
-                return None
-            if request.path.startswith("/api/"):
-                return None  # the API answers 401 for that token and ignores cookies
-        if request.path in NO_CSRF or request.path.startswith("/rest/"):
-            return None  # apps authenticated by their secret or token, never by a cookie
-        if request.endpoint == "web.unsubscribe":
-            return None  # RFC 8058: the mail program posts it; its signed token is the proof
-        if request.path.startswith("/federation/"):
-            return None  # node-to-node requests: signed (RFC 9421), never cookie-authenticated
-        from flask_login import current_user
-
-        if request.path.startswith("/api/") and not current_user.is_authenticated:
-            return None  # the API answers 401
-        csrf.protect()
-        return None
-
+def init_access_log(app: Flask, cfg: Config) -> None:
     @app.before_request
     def start_timer():
         request.environ["flattr_node.start"] = time.perf_counter()
@@ -171,6 +134,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             )
         return response
 
+
+def init_security_headers(app: Flask, cfg: Config) -> None:
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -193,22 +158,14 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+
+def init_error_pages(app: Flask, cfg: Config) -> None:
+    """Every error as SPEC §3's body (JSON, or a page for a browser); a
+    database that cannot serve now is a 503, anything unforeseen a logged 500."""
+
     @app.errorhandler(FlattrError)
     def domain_error(e: FlattrError):
         return error_response(e.code, e.description, e.status, e.field)
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(e: CSRFError):
-        if wants_json():
-            return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
-        # A person's browser: their session ended (cookies cleared, the node's
-        # key changed) or the page was opened in another session. Say so in
-        # words, and that nothing changed.
-        if "session" in (e.description or ""):
-            what = "Your session has expired, so this form was not sent and nothing was changed."
-        else:
-            what = "This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed."
-        return error_response("session_expired", f"{what} Open the page again and send the form once more.", 403)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -221,7 +178,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     def db_busy(e: OperationalError):
         # A lock, a lost connection, or a conflict between transactions on
         # PostgreSQL (deadlock, serialization failure): retrying is the remedy.
-        if not dbmod.is_retryable(e) and "locked" not in str(e) and "connect" not in str(e) and "busy" not in str(e):
+        if not dbmod.is_unavailable(e):  # told by SQLite's error code or PostgreSQL's SQLSTATE
             return unexpected(e)
         log.error("database unavailable on %s %s: %s", request.method, request.path, e)
         response = error_response("server_busy", "the node is busy: try again in a moment", 503)
@@ -234,10 +191,9 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
 
     @app.errorhandler(ValueError)
     def nul_in_text(e: ValueError):
-        if dbmod.is_retryable(e):  # the connection pool is exhausted: busy, not broken
+        if dbmod.is_unavailable(e):  # the connection pool is exhausted: busy, not broken
             return db_busy(e)
-        # PostgreSQL cannot hold NUL in text: psycopg2 refuses such a parameter.
-        if "NUL (0x00)" not in str(e):
+        if not dbmod.dialect().refused_nul(e):  # PostgreSQL cannot hold NUL in text
             return unexpected(e)
         return error_response("invalid_request", "text must not contain NUL (0x00) characters", 400)
 
@@ -245,24 +201,3 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     def unexpected(e: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response("server_error", "something went wrong on the node; it has been logged", 500)
-
-    from .api import bp as api_bp
-    from .oauth import NO_CSRF
-    from .oauth import init_app as init_oauth
-    from .public import bp as public_bp
-    from .web import bp as web_bp
-
-    app.register_blueprint(api_bp)
-    app.register_blueprint(web_bp)
-    app.register_blueprint(public_bp)
-    init_oauth(app)
-    from .rest_v2 import bp as rest_v2_bp
-
-    app.register_blueprint(rest_v2_bp)
-    from .webhooks.views import bp as webhooks_web_bp
-
-    app.register_blueprint(webhooks_web_bp)
-    from .federation.views import bp as federation_bp
-
-    app.register_blueprint(federation_bp)
-    return app

@@ -19,12 +19,15 @@ import threading
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
 DatabaseConnectError = OperationalError
-try:  # the driver's own class: peewee passes its deadlock errors through as they are
+try:  # the driver's own classes: peewee passes its deadlock errors through as they are
+    from psycopg2 import InterfaceError as DriverInterfaceError
     from psycopg2 import OperationalError as DriverOperationalError
 except ImportError:  # pragma: no cover - psycopg2-binary is a dependency
+    from peewee import InterfaceError as DriverInterfaceError
+
     DriverOperationalError = OperationalError
 
 database = DatabaseProxy()
@@ -146,6 +149,23 @@ def bind(url: str):
     return db
 
 
+def init_app(app, cfg) -> None:
+    """A connection for each request (create_app binds the database)."""
+
+    @app.before_request
+    def open_connection():
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close_connection(exc):
+        # PostgreSQL: hand the connection back to the pool. SQLite: keep it
+        # for this thread's next request (waitress's threads are few and
+        # long-lived); opening one and setting its pragmas cost about half a
+        # millisecond, more than a badge's query.
+        if dialect().pooled and not database.is_closed() and database.transaction_depth() == 0:
+            database.close()
+
+
 def is_postgres() -> bool:
     """Which engine is bound. Code of the node asks `dialect()` what to do
     instead; this stays for scripts (bench/) that build data per engine."""
@@ -247,9 +267,16 @@ class Dialect:
 
     def is_retryable(self, exc: BaseException) -> bool:
         """A conflict between transactions, not a bug: retry, or answer 503."""
-        code = self.error_code(exc)
-        if code is not None:
-            return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+        return (self.error_code(exc) or "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """The database cannot serve now (a conflict, a lock held too long,
+        a file it cannot open, a lost connection): answer 503, not 500."""
+        return self.is_retryable(exc) or (self.error_code(exc) or "").startswith("SQLITE_CANTOPEN")
+
+    def refused_nul(self, exc: BaseException) -> bool:
+        """The driver refused text holding NUL (0x00): the request's fault.
+        SQLite stores it."""
         return False
 
 
@@ -316,10 +343,23 @@ class PostgresDialect(Dialect):
         return next((c.pgcode for c in _causes(exc) if getattr(c, "pgcode", None)), None)
 
     def is_retryable(self, exc: BaseException) -> bool:
-        if self.error_code(exc) in RETRYABLE_PGCODES:
+        # The pool's own error when every connection is in use, too.
+        return self.error_code(exc) in RETRYABLE_PGCODES or isinstance(exc, MaxConnectionsExceeded)
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        if self.is_retryable(exc):
             return True
-        # The pool's own error when every connection is in use.
-        return "exceeded maximum connections" in str(exc).lower()
+        code = self.error_code(exc)
+        if code is None:
+            # libpq gives a lost or refused connection no SQLSTATE: a driver
+            # OperationalError without one is the connection, never the SQL.
+            return any(isinstance(c, (DriverOperationalError, DriverInterfaceError)) for c in _causes(exc))
+        return code.startswith(UNAVAILABLE_PGCODES)
+
+    def refused_nul(self, exc: BaseException) -> bool:
+        # psycopg2 refuses the parameter before PostgreSQL sees it, with a
+        # plain ValueError and no code: its text is all there is to tell.
+        return isinstance(exc, ValueError) and "NUL (0x00)" in str(exc)
 
 
 _SQLITE, _POSTGRES = Dialect(), PostgresDialect()
@@ -409,12 +449,20 @@ def lock_accounts(codes) -> None:
 
 # SQLSTATEs after which running the same transaction again is the remedy.
 RETRYABLE_PGCODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+# SQLSTATE prefixes of a server the node cannot use now: connection
+# exceptions (class 08), too many connections, shutting down or starting up.
+UNAVAILABLE_PGCODES = ("08", "53300", "57P01", "57P02", "57P03")
 
 
 def is_retryable(exc: BaseException) -> bool:
     """A conflict between transactions (not a bug): retry, or answer 503.
     Told by the engine's error code (Dialect.is_retryable), not its text."""
     return dialect().is_retryable(exc)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database cannot serve now: 503 and Retry-After (Dialect.is_unavailable)."""
+    return dialect().is_unavailable(exc)
 
 
 @contextlib.contextmanager

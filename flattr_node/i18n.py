@@ -54,7 +54,7 @@ def page_language() -> str:
     return g.page_language
 
 
-def init_app(app) -> None:
+def init_app(app, cfg=None) -> None:
     from flask_babel import Babel
 
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))

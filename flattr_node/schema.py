@@ -357,7 +357,7 @@ def _m20_federation() -> None:
     from .federation.models import FEDERATION_MODELS
 
     database.create_tables(FEDERATION_MODELS)
-    keys.ensure_key()  # the node's Ed25519 identity, made by init
+    keys.make_key()  # the node's Ed25519 identity, in the migration's transaction
 
 
 def _m41_webhooks() -> None:

@@ -20,9 +20,10 @@ log = logging.getLogger("flattr_node.schedules")
 
 def run_tick(cfg: Config) -> dict:
     """One tick: close ended periods, open this month's top-ups, check the ledger."""
+    from flattr_node import closing
     from flattr_node.ledger import check_ledger
     from flattr_node.models import CheckRun
-    from flattr_node.services import closing, funds
+    from flattr_node.services import funds
 
     result: dict = {}
     with database.connection_context():

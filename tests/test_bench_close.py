@@ -10,10 +10,9 @@ import sys
 
 from conftest import CLOSE_BENCH, PG_URL, load_close_bench
 
-from flattr_node import ledger
+from flattr_node import closing, ledger
 from flattr_node.db import is_postgres
 from flattr_node.models import Account, Period
-from flattr_node.services import closing
 
 
 def test_small_mode_reports_a_correct_ledger():

@@ -7,7 +7,7 @@ Kim sets her budget, flattrs two posts and sees each worth €1.00; the month
 closes; the two bloggers see €1.00 of revenue and withdraw it. The bloggers
 give too (each flattrs Kim's post), so that Kim's flattrs count (R8).
 
-The close is `services.closing.close_period(cfg, period, now)` for the
+The close is `closing.close_period(cfg, period, now)` for the
 current period, with `now` one minute into the next month: the service's
 own clock argument, not a mock. Set FLATTR_SCREENSHOT_DIR to keep the
 screenshots (the README's come from here).
@@ -27,10 +27,10 @@ from nodeproc import free_port
 from flattr_node import db as dbmod
 from flattr_node import ledger, periods
 from flattr_node.app import create_app
+from flattr_node.closing import close_period
 from flattr_node.config import Config, validate
 from flattr_node.models import Deposit, Payout, User, utcnow
 from flattr_node.schema import migrate
-from flattr_node.services.closing import close_period
 
 pytestmark = pytest.mark.browser
 

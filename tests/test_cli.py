@@ -241,7 +241,8 @@ def test_payout_paid_and_failed(cfg, node, make_user):
     thing = things.register_thing(ann, {"url": "https://ann.example/p", "title": "p"})
     from conftest import at
 
-    from flattr_node.services import closing, flattring
+    from flattr_node import closing
+    from flattr_node.services import flattring
 
     flattring.flattr_thing(cfg, giver, thing.id, at("2026-09", 3))
     closing.close_period(cfg.with_(revenue_requires_giving=False), "2026-09", at("2026-10", 2))

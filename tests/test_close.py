@@ -7,11 +7,11 @@ import threading
 import pytest
 from conftest import at, ledger_snapshot, use_database
 
-from flattr_node import ledger
+from flattr_node import closing, ledger
+from flattr_node.closing import close_due_periods, close_period
 from flattr_node.errors import PeriodClosed, Validation
 from flattr_node.models import Flattr, Period
-from flattr_node.services import closing, flattring, things
-from flattr_node.services.closing import close_due_periods, close_period
+from flattr_node.services import flattring, things
 
 OCT = "2026-10"
 AFTER_OCT = at("2026-11", 1, 0, 5)

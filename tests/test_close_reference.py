@@ -14,9 +14,8 @@ from collections import defaultdict
 import pytest
 from conftest import load_close_bench
 
-from flattr_node import ledger, rules
+from flattr_node import closing, ledger, rules
 from flattr_node.db import database, is_postgres
-from flattr_node.services import closing
 
 
 def rows(sql, *params):

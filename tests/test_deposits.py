@@ -221,3 +221,26 @@ def test_topups_follow_the_nodes_timezone(cfg, kim):
     assert funds.open_topups(berlin, dt.datetime(2026, 10, 31, 23, 30)) == 1
     assert Deposit.get().topup_period == "2026-11"
     assert funds.open_topups(berlin, dt.datetime(2026, 11, 1, 0, 30)) == 0
+
+
+def test_a_reference_drawn_twice_is_drawn_again_in_the_same_transaction(kim, api_for, monkeypatch):
+    """The random reference of a new deposit is one that is taken already
+    (the randomness made to repeat itself): the deposit gets the next one,
+    inside its one transaction (on PostgreSQL a failed INSERT would have
+    spoilt it without a savepoint)."""
+    from flattr_node.bank import references
+
+    draws = iter("A" * references.BODY_LENGTH * 2 + "B" * references.BODY_LENGTH)
+
+    class Repeating:  # the stdlib's secrets, drawing AAA…, AAA…, BBB…
+        @staticmethod
+        def choice(alphabet):
+            return next(draws)
+
+    monkeypatch.setattr(references, "secrets", Repeating)
+    first = api_for(kim).post("/deposits", json={"amount": 100}).get_json()
+    second = api_for(kim).post("/deposits", json={"amount": 200})
+    assert second.status_code == 201, second.get_json()
+    assert first["reference"] != second.get_json()["reference"]
+    assert second.get_json()["reference"] == references.make_reference("B" * references.BODY_LENGTH)
+    assert [d.amount for d in Deposit.select().where(Deposit.user == kim.id).order_by(Deposit.id)] == [100, 200]

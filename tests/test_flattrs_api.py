@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from conftest import Api, assert_error, at
 
-from flattr_node import ledger, periods
+from flattr_node import closing, ledger, periods
 from flattr_node.api import serialize
 from flattr_node.app import create_app
 from flattr_node.errors import FlattrOnce, PeriodClosed
 from flattr_node.models import Flattr, Period, Thing, User, utcnow
-from flattr_node.services import closing, flattring, people, things
+from flattr_node.services import flattring, people, things
 
 
 @pytest.fixture

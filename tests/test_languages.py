@@ -63,7 +63,8 @@ def test_every_page_renders_in_each_language(app, client, make_user, cfg, lang):
     that language (a wrong plural count or placeholder would be a 500)."""
     from conftest import at
 
-    from flattr_node.services import closing, flattring, funds, notices, subscriptions, things
+    from flattr_node import closing
+    from flattr_node.services import flattring, funds, notices, subscriptions, things
 
     node = cfg.with_(revenue_requires_giving=False)
     kim, ann = make_user("kim", 2000, operator=True), make_user("ann", 1000)

@@ -15,8 +15,8 @@ from browser import chromium, need_chromium
 from conftest import at
 from live import serve_node
 
-from flattr_node import i18n
-from flattr_node.services import closing, flattring, funds, notices, subscriptions, things
+from flattr_node import closing, i18n
+from flattr_node.services import flattring, funds, notices, subscriptions, things
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 WIDTH = 390

@@ -12,11 +12,10 @@ import pytest
 from conftest import ledger_snapshot
 from nodeproc import Server, cli, seed_month, write_config
 
+from flattr_node import closing, periods
 from flattr_node import db as dbmod
-from flattr_node import periods
 from flattr_node.config import Config, validate
 from flattr_node.models import CheckRun, Period, Txn, utcnow
-from flattr_node.services import closing
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,10 @@ from conftest import at
 from nodeproc import free_port
 from web_helpers import csrf_token, parse, post, signin
 
+from flattr_node import closing
 from flattr_node.app import create_app
 from flattr_node.models_sup import Notice, NoticeOptOut
-from flattr_node.services import closing, flattring, funds, notices, subscriptions, things
+from flattr_node.services import flattring, funds, notices, subscriptions, things
 
 
 class Inbox:

@@ -10,9 +10,9 @@ import itertools
 import pytest
 from conftest import assert_error, at
 
-from flattr_node import ledger, periods
+from flattr_node import closing, ledger, periods
 from flattr_node.models import Payout, Txn
-from flattr_node.services import closing, flattring, things
+from flattr_node.services import flattring, things
 
 _months = itertools.count()
 

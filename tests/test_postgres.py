@@ -11,12 +11,12 @@ import pytest
 from conftest import at, ledger_snapshot, use_database
 from nodeproc import cli, drop_pg_schema, need_postgres, pg_schema, seed_month, write_config
 
+from flattr_node import closing, ledger
 from flattr_node import db as dbmod
-from flattr_node import ledger
 from flattr_node.config import validate
 from flattr_node.errors import FlattrError, NoMoney, PeriodClosed
 from flattr_node.models import Deposit, Flattr, Payout, Period, Thing, Txn
-from flattr_node.services import closing, flattring, funds, things
+from flattr_node.services import flattring, funds, things
 
 THREADS = 8
 

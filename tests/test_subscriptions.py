@@ -8,10 +8,10 @@ import json
 
 from conftest import assert_error, at
 
-from flattr_node import ledger, periods
+from flattr_node import closing, ledger, periods
 from flattr_node.models import Flattr, utcnow
 from flattr_node.models_sup import Notice, Subscription, SubscriptionRun
-from flattr_node.services import closing, funds, subscriptions, things
+from flattr_node.services import funds, subscriptions, things
 
 
 def _thing(owner, n=1):

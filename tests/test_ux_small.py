@@ -9,9 +9,9 @@ import datetime as dt
 from web_helpers import parse, signin
 
 from flattr_node import periods
+from flattr_node.closing import close_due_periods
 from flattr_node.models import Flattr, Period, User, utcnow
 from flattr_node.services import flattring, things
-from flattr_node.services.closing import close_due_periods
 from flattr_node.words import count, plural
 
 

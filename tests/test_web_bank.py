@@ -19,10 +19,10 @@ from web_helpers import csrf_token, parse, post, signin, text_of
 
 from flattr_node import ledger
 from flattr_node.bank.models import BankEntry
+from flattr_node.closing import close_period
 from flattr_node.config import Config, validate
 from flattr_node.models import Deposit, Payout
 from flattr_node.services import flattring, funds, things
-from flattr_node.services.closing import close_period
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from conftest import at
 from web_helpers import errors_of, parse, post, signin, text_of
 
 from flattr_node import ledger
+from flattr_node.closing import close_period
 from flattr_node.models import ApiToken, Deposit, Payout, Thing, User
 from flattr_node.services import flattring, things
-from flattr_node.services.closing import close_period
 
 
 def form(client, path, data):

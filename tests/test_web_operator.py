@@ -7,9 +7,9 @@ from conftest import at
 from web_helpers import csrf_token, post, signin, text_of
 
 from flattr_node import ledger
+from flattr_node.closing import close_period
 from flattr_node.models import CheckRun, Deposit, Payout, User
 from flattr_node.services import flattring, funds, things
-from flattr_node.services.closing import close_period
 
 
 def form(client, path):

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flattr_node import ledger, periods
+from flattr_node.closing import close_period
 from flattr_node.models import Flattr, User
 from flattr_node.services import flattring, reports, things
-from flattr_node.services.closing import close_period
 
 OCT = "2026-10"
 AFTER_OCT = at("2026-11", 1, 0, 1)

@@ -9,10 +9,10 @@ from conftest import at, ledger_snapshot
 from web_helpers import csrf_token, parse, post, signin
 
 from flattr_node import ledger
+from flattr_node.closing import close_period
 from flattr_node.models import ApiToken, Deposit, Payout, Thing, User
 from flattr_node.models_web import Invite, PasswordReset
 from flattr_node.services import flattring, funds, people, things
-from flattr_node.services.closing import close_period
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -20,6 +20,10 @@ from . import serialize
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
+
 def cfg():
     return current_app.config["NODE"]
 
@@ -178,7 +182,7 @@ def get_user_things(username):
     query = Thing.select(Thing, User).join(User).where((Thing.owner == owner) & ~Thing.archived)
     if viewer is None or viewer.id != owner.id:
         query = query.where(~Thing.hidden)
-    return jsonify([serialize.thing(cfg(), t, viewer) for t in query.order_by(Thing.id.desc()).limit(500)])
+    return jsonify(serialize.things(cfg(), list(query.order_by(Thing.id.desc()).limit(500)), viewer))
 
 
 @bp.post("/things")

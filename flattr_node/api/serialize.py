@@ -40,35 +40,70 @@ def user_private(cfg: Config, user: User) -> dict:
 
 
 def thing(cfg: Config, t: Thing, viewer: User | None = None) -> dict:
+    return things(cfg, [t], viewer)[0]
+
+
+def things(cfg: Config, page: list[Thing], viewer: User | None = None) -> list[dict]:
+    """A page of things, their counts read in one query for the whole page
+    (and whether `viewer` flattred them this period in one more), never one
+    query per thing. The things come with their owners (a join)."""
     period = periods.name_of(utcnow(), cfg.tz)
-    # Read by every button on every page view: SQL text, not a composed query.
-    # Flattrs given here and flattrs delivered by peer nodes (federation).
-    counts = execute(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN period = ? THEN 1 ELSE 0 END), 0) FROM "
-        "(SELECT period FROM flattr WHERE thing_id = ? UNION ALL SELECT period FROM inbox_flattr WHERE thing_id = ?) AS f",
-        (period, t.id, t.id),
-    ).fetchone()
-    data = {
-        "id": t.id,
-        "url": t.url,
-        "title": t.title,
-        "description": t.description,
-        "category": t.category,
-        "language": t.language or None,
-        "tags": [tag for tag in t.tags.split(",") if tag],
-        "hidden": t.hidden,
-        "archived": t.archived,
-        "owner": {"username": t.owner.username},
-        "flattrs": counts[0],
-        "flattrs_this_period": counts[1],
-        "created_at": periods.iso(t.created_at, cfg.tz),
-        "link": f"{cfg.base_url.rstrip('/')}/things/{t.id}",
-    }
-    if viewer is not None:
-        data["flattred"] = (
-            Flattr.select().where((Flattr.giver == viewer) & (Flattr.thing == t.id) & (Flattr.period == period)).exists()
-        )
-    return data
+    counts = flattr_counts([t.id for t in page], period)
+    flattred = flattred_now(viewer, [t.id for t in page], period) if viewer is not None else set()
+    out = []
+    for t in page:
+        total, this_period = counts.get(t.id, (0, 0))
+        data = {
+            "id": t.id,
+            "url": t.url,
+            "title": t.title,
+            "description": t.description,
+            "category": t.category,
+            "language": t.language or None,
+            "tags": [tag for tag in t.tags.split(",") if tag],
+            "hidden": t.hidden,
+            "archived": t.archived,
+            "owner": {"username": t.owner.username},
+            "flattrs": total,
+            "flattrs_this_period": this_period,
+            "created_at": periods.iso(t.created_at, cfg.tz),
+            "link": f"{cfg.base_url.rstrip('/')}/things/{t.id}",
+        }
+        if viewer is not None:
+            data["flattred"] = t.id in flattred
+        out.append(data)
+    return out
+
+
+def id_list(ids: list[int]) -> str:
+    """`ids` as a SQL list of placeholders (one per id)."""
+    return ", ".join("?" * len(ids))
+
+
+def flattr_counts(ids: list[int], period: str) -> dict[int, tuple[int, int]]:
+    """{thing id: (flattrs ever, flattrs in `period`)} for the things of
+    `ids` that have any: flattrs given here and flattrs delivered by peer
+    nodes (federation). One query; SQL text, since a button's page reads it."""
+    if not ids:
+        return {}
+    rows = execute(
+        "SELECT thing_id, COUNT(*), COALESCE(SUM(CASE WHEN period = ? THEN 1 ELSE 0 END), 0) FROM "
+        "(SELECT thing_id, period FROM flattr UNION ALL SELECT thing_id, period FROM inbox_flattr) AS f "
+        f"WHERE thing_id IN ({id_list(ids)}) GROUP BY thing_id",
+        (period, *ids),
+    )
+    return {thing_id: (total, now) for thing_id, total, now in rows}
+
+
+def flattred_now(viewer: User, ids: list[int], period: str) -> set[int]:
+    """The things of `ids` that `viewer` flattred in `period`: one query."""
+    if not ids:
+        return set()
+    rows = execute(
+        f"SELECT DISTINCT thing_id FROM flattr WHERE giver_id = ? AND period = ? AND thing_id IN ({id_list(ids)})",
+        (viewer.id, period, *ids),
+    )
+    return {thing_id for (thing_id,) in rows}
 
 
 def flattr(cfg: Config, f: Flattr) -> dict:

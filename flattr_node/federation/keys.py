@@ -28,13 +28,19 @@ def ensure_key() -> Ed25519PrivateKey:
     row = NodeKey.select().order_by(NodeKey.id).first()
     if row is None:
         with database.atomic():
-            row = NodeKey.select().order_by(NodeKey.id).first()
-            if row is None:
-                pem = Ed25519PrivateKey.generate().private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-                )
-                row = NodeKey.create(private_pem=pem.decode())
+            row = make_key()
     return serialization.load_pem_private_key(row.private_pem.encode(), password=None)
+
+
+def make_key() -> NodeKey:
+    """The node's key row, made if there is none, in the caller's transaction."""
+    row = NodeKey.select().order_by(NodeKey.id).first()
+    if row is None:
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        row = NodeKey.create(private_pem=pem.decode())
+    return row
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:

@@ -104,7 +104,7 @@ def flattr_remote(cfg: Config, giver: User, peer: Peer, remote_id: int, now: dt.
         raise Forbidden(f"{urlsplit(peer.base_url).netloc} does not take flattrs from this node right now: {peer.refusal}")
     thing = known_thing(peer, remote_id) or learn_thing(cfg, peer, remote_id)
     with database.atomic():
-        flattr = flattring.flattr_thing(cfg, giver, thing.id, now or utcnow())
+        flattr = flattring.record(cfg, giver, thing.id, now or utcnow())
         now = Outbox.created_at.db_value(utcnow())
         execute(  # SQL text: this is every remote click's extra write (bench/federation.py)
             "INSERT INTO outbox (flattr_id, peer_id, status, attempts, next_attempt_at, last_error, created_at) "

@@ -22,6 +22,10 @@ from . import delivery, inbox, outbound, peers, remote, signing, webfinger
 bp = Blueprint("federation", __name__, template_folder="../templates")
 
 
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
+
 def cfg():
     return current_app.config["NODE"]
 

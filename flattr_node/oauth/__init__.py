@@ -29,7 +29,7 @@ bp = Blueprint("oauth", __name__)
 NO_CSRF = ("/oauth/token", "/oauth/revoke")
 
 
-def init_app(app) -> None:
+def init_app(app, cfg=None) -> None:
     app.extensions["flattr_oauth"] = make_server(app)
     app.register_blueprint(bp)
 

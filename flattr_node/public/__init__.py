@@ -24,6 +24,10 @@ from ..services import things as things_service
 
 bp = Blueprint("public", __name__, template_folder="../templates")
 
+
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
 def cfg():
     return current_app.config["NODE"]
 

@@ -28,6 +28,11 @@ from ..services.validate import row_id
 
 bp = Blueprint("rest_v2", __name__, url_prefix="/rest/v2")
 
+
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
+
 RATE = parse("5000/hour")  # per token (else per address), per process, as Flattr had it
 THING_FIELDS = ("url", "title", "description", "category", "language", "tags", "hidden")
 # v2's names and statuses for the node's error codes (Flattr's error list).
@@ -148,30 +153,45 @@ def thing_small(t: Thing) -> dict:
     }
 
 
-def thing_full(t: Thing, who: User | None) -> dict:
-    """A thing as v2 showed it. Its counts come from the same
-    serializer as /api/v1's (api/serialize.thing)."""
+def things_full(page: list[Thing], who: User | None) -> list[dict]:
+    """Things as v2 showed them. Their counts come from the same
+    serializer as /api/v1's (api/serialize.things); each count is read
+    for the whole page at once, never per thing."""
     from ..api import serialize
 
-    v1 = serialize.thing(current_app.config["NODE"], t, who)
-    givers, last = execute("SELECT COUNT(DISTINCT giver_id), MAX(created_at) FROM flattr WHERE thing_id = ?", (t.id,)).fetchone()
-    data = thing_small(t)
-    data.update(
-        description=t.description,
-        category=t.category,
-        language=t.language,
-        tags=v1["tags"],
-        hidden=t.hidden,
-        archived=t.archived,
-        flattrs=v1["flattrs"],
-        flattrs_user_count=givers,
-        created_at=unix(t.created_at),
-        updated_at=unix(t.created_at),
-        last_flattr_at=unix(Thing.created_at.python_value(last)) if last is not None else None,
-    )
-    if who is not None:
-        data["flattred"] = v1["flattred"]
-    return data
+    v1 = serialize.things(current_app.config["NODE"], page, who)
+    ids = [t.id for t in page]
+    givers = {}
+    if ids:
+        givers = {
+            thing_id: (people, last)
+            for thing_id, people, last in execute(
+                "SELECT thing_id, COUNT(DISTINCT giver_id), MAX(created_at) FROM flattr "
+                f"WHERE thing_id IN ({serialize.id_list(ids)}) GROUP BY thing_id",
+                ids,
+            )
+        }
+    out = []
+    for t, counted in zip(page, v1, strict=True):
+        people, last = givers.get(t.id, (0, None))
+        data = thing_small(t)
+        data.update(
+            description=t.description,
+            category=t.category,
+            language=t.language,
+            tags=counted["tags"],
+            hidden=t.hidden,
+            archived=t.archived,
+            flattrs=counted["flattrs"],
+            flattrs_user_count=people,
+            created_at=unix(t.created_at),
+            updated_at=unix(t.created_at),
+            last_flattr_at=unix(Thing.created_at.python_value(last)) if last is not None else None,
+        )
+        if who is not None:
+            data["flattred"] = counted["flattred"]
+        out.append(data)
+    return out
 
 
 def flattr_v2(f) -> dict:
@@ -198,16 +218,12 @@ def get_things(ids: str):
     if len(parts) > MAX_IDS or any(row_id(p) is None for p in parts):
         raise NotFound("the requested thing(s) could not be found")
     who = viewer()
-    found = []
-    for part in parts:
-        try:
-            thing = things.get_thing(part)
-        except NotFound:
-            continue
-        if not thing.hidden or (who is not None and who.id == thing.owner_id):
-            found.append(thing_full(thing, who))
-    if not found:
+    ids = [row_id(p) for p in parts]
+    by_id = {t.id: t for t in Thing.select(Thing, User).join(User).where(Thing.id.in_(ids))}  # one query for all
+    shown = [t for t in map(by_id.get, ids) if t is not None and (not t.hidden or (who is not None and who.id == t.owner_id))]
+    if not shown:
         raise NotFound("the requested thing(s) could not be found")
+    found = things_full(shown, who)
     return jsonify(found if len(parts) > 1 else found[0])
 
 
@@ -278,7 +294,7 @@ def search():
     )
     who = viewer()
     return jsonify(
-        total_items=total, items=len(found), page=int(args.get("page", "1")), things=[thing_full(t, who) for t in found]
+        total_items=total, items=len(found), page=int(args.get("page", "1")), things=things_full(found, who)
     )
 
 
@@ -306,7 +322,7 @@ def get_user_things(username: str):
     owner = people.get_user(username)
     who = viewer()
     own = who is not None and who.id == owner.id
-    return jsonify([thing_full(t, who) for t in one_page(_things_of(owner, own))])
+    return jsonify(things_full(one_page(_things_of(owner, own)), who))
 
 
 @bp.get("/user")
@@ -320,7 +336,7 @@ def get_me():
 @needs(PUBLIC)
 def my_things():
     user = me()
-    return jsonify([thing_full(t, user) for t in one_page(_things_of(user, True))])
+    return jsonify(things_full(one_page(_things_of(user, True)), user))
 
 
 @bp.get("/user/flattrs")

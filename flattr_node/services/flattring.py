@@ -52,7 +52,7 @@ def _flattr_context(thing_id: int, period: str, giver: User):
     return row
 
 
-def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr:
+def record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr:
     """Every rule, then one row, inside the caller's write transaction (its
     one write also re-checks the period, under a share lock on PostgreSQL).
 
@@ -89,7 +89,7 @@ def _record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr
     # period) index: a second one, even from a concurrent request, inserts
     # nothing and returns no id.
     # The owner's webhook messages (flattr.created) go in the flattr's own
-    # transaction (every caller of _record holds one: flattr_node/webhooks).
+    # transaction (every caller of record holds one: flattr_node/webhooks).
     row = execute(
         "INSERT INTO flattr (giver_id, thing_id, owner_id, period, created_at, status) "
         "SELECT ?, ?, ?, ?, ?, 'pending' "
@@ -112,7 +112,7 @@ def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = N
     if number is None:
         raise NotFound("no such thing")
     with database.atomic():  # one transaction on both engines (SQLite: IMMEDIATE, writers queue up front)
-        return _record(cfg, giver, number, now or utcnow())
+        return record(cfg, giver, number, now or utcnow())
 
 
 def autosubmit_params(cfg: Config, url: str) -> dict | None:
@@ -177,12 +177,11 @@ def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime |
     from . import sites
 
     sites.check_autosubmit_owner(fields["url"], owner)
+    values = things_service.new_thing_fields(owner, fields)
     with database.atomic():
         # The thing is created for its owner on its first flattr; both or neither.
-        thing = things_service.by_url(fields["url"])
-        if thing is None:
-            thing = things_service.register_thing(owner, fields)
-        return _record(cfg, giver, thing.id, now)
+        thing = things_service.by_url(values["url"]) or things_service.insert_thing(owner, values)
+        return record(cfg, giver, thing.id, now)
 
 
 def flattrs_of(user: User, period: str | None, incoming: bool = False) -> list[Flattr]:

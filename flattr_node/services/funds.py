@@ -7,13 +7,11 @@ import logging
 import re
 import uuid
 
-from peewee import IntegrityError
-
 from .. import ledger, periods, webhooks
 from ..bank import payouts as bank_payouts
 from ..bank import references
 from ..config import Config
-from ..db import database, lock_accounts, locked
+from ..db import database, execute, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
 from ..models import Account, Deposit, Payout, User, utcnow
 from ..money import format_amount
@@ -46,15 +44,21 @@ def _clean_reference(text: str) -> str:
 
 
 def _create_deposit(user_id: int, amount: int, topup_period: str | None = None) -> Deposit | None:
+    """A new pending deposit, in the caller's transaction. A reference that
+    is taken already inserts nothing (no error, so no savepoint is needed),
+    and a new one is drawn; None if this month's top-up is open already."""
     for _ in range(5):
-        try:
-            with database.atomic():
-                return Deposit.create(user=user_id, amount=amount, reference=new_reference(), topup_period=topup_period)
-        except IntegrityError:
-            if topup_period is not None and Deposit.select().where(
-                (Deposit.user == user_id) & (Deposit.topup_period == topup_period)
-            ).exists():
-                return None  # this month's top-up is already open
+        row = execute(
+            "INSERT INTO deposit (user_id, amount, reference, status, topup_period, created_at) "
+            "VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+            (user_id, amount, new_reference(), topup_period, Deposit.created_at.db_value(utcnow())),
+        ).fetchone()
+        if row is not None:
+            return Deposit.get_by_id(row[0])
+        if topup_period is not None and Deposit.select().where(
+            (Deposit.user == user_id) & (Deposit.topup_period == topup_period)
+        ).exists():
+            return None  # this month's top-up is already open
     raise RuntimeError("could not find a free deposit reference")
 
 
@@ -167,8 +171,9 @@ def open_topups(cfg: Config, now: dt.datetime | None = None) -> int:
     opened = 0
     for user_id, topup in users:
         if not Deposit.select().where((Deposit.user == user_id) & (Deposit.topup_period == period)).exists():
-            if _create_deposit(user_id, topup, topup_period=period) is not None:
-                opened += 1
+            with database.atomic():
+                if _create_deposit(user_id, topup, topup_period=period) is not None:
+                    opened += 1
     return opened
 
 

@@ -62,7 +62,7 @@ def sign_up(cfg: Config, username: str, email: str, password: str, code: str | N
             invite = Invite.get_or_none(Invite.code == cleaned)
             if invite is None or invite.used_by_id is not None:
                 raise Validation("that invite code is unknown or has been used", field="code")
-        user = people.create_user(cfg, username, email, password, operator=first, person=person)
+        user = people.insert_user(cfg, person, operator=first)
         if invite is not None:
             taken = (
                 Invite.update(used_by=user, used_at=utcnow())

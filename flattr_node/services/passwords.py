@@ -117,7 +117,8 @@ def reset_user(token: str, now: dt.datetime | None = None) -> User:
 def reset_password(token: str, new: str, now: dt.datetime | None = None) -> User:
     """Use the token once: set the password and burn every open token of the person."""
     now = now or utcnow()
-    people.check_password(new)
+    reset_user(token, now)  # a bad link is refused before the slow part
+    password_hash = people.hash_password(people.check_password(new))  # Argon2: before the transaction
     with database.atomic():
         user = reset_user(token, now)
         burned = (
@@ -128,7 +129,7 @@ def reset_password(token: str, new: str, now: dt.datetime | None = None) -> User
         if not burned:
             raise Validation("this reset link has just been used", field="token")
         PasswordReset.update(used_at=now).where((PasswordReset.user == user) & PasswordReset.used_at.is_null()).execute()
-        people.set_password(user, new)
+        people.store_password_hash(user, password_hash)
     return user
 
 

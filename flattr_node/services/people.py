@@ -60,26 +60,32 @@ def new_person(username: str, email: str, password: str) -> tuple[str, str, str]
     return check_username(username), check_email(email), hash_password(check_password(password))
 
 
-def create_user(cfg: Config, username: str, email: str, password: str, *, operator: bool = False,
-                person: tuple[str, str, str] | None = None) -> User:
-    """Create a person in one transaction; `person` is `new_person`'s result
-    when the caller hashed the password before its own transaction."""
-    username, email, password_hash = person or new_person(username, email, password)  # slow: outside the write lock
+def create_user(cfg: Config, username: str, email: str, password: str, *, operator: bool = False) -> User:
+    """Create a person: the password hashed first (Argon2, the slow part),
+    then one transaction."""
+    person = new_person(username, email, password)
     with database.atomic():
-        if User.select().where(User.username == username).exists():
-            raise Validation(f"the username {username!r} is taken", field="username")
-        try:
-            user = User.create(
-                username=username,
-                email=email,
-                password_hash=password_hash,
-                display_name=username,
-                is_operator=operator,
-                monthly_budget=cfg.min_monthly_budget,
-            )
-        except IntegrityError:
-            raise Validation(f"the username {username!r} is taken", field="username") from None
-        ledger.open_user_accounts(user)
+        return insert_user(cfg, person, operator=operator)
+
+
+def insert_user(cfg: Config, person: tuple[str, str, str], *, operator: bool = False) -> User:
+    """The rows of a new person (`new_person`'s result), in the caller's
+    transaction: it opens none of its own."""
+    username, email, password_hash = person
+    if User.select().where(User.username == username).exists():
+        raise Validation(f"the username {username!r} is taken", field="username")
+    try:
+        user = User.create(
+            username=username,
+            email=email,
+            password_hash=password_hash,
+            display_name=username,
+            is_operator=operator,
+            monthly_budget=cfg.min_monthly_budget,
+        )
+    except IntegrityError:  # a name taken meanwhile: the caller's transaction rolls back
+        raise Validation(f"the username {username!r} is taken", field="username") from None
+    ledger.open_user_accounts(user)
     return user
 
 
@@ -126,7 +132,11 @@ def authenticate(username: str, password: str) -> User | None:
 
 
 def set_password(user: User, password: str) -> None:
-    password_hash = hash_password(check_password(password))
+    store_password_hash(user, hash_password(check_password(password)))
+
+
+def store_password_hash(user: User, password_hash: str) -> None:
+    """Keep a hash made by `hash_password`: hash before a transaction, store in it."""
     User.update(password_hash=password_hash).where(User.id == user.id).execute()
 
 

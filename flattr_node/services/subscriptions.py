@@ -173,8 +173,8 @@ def run_one(cfg: Config, sub_id: int, now: dt.datetime | None = None) -> str | N
 def _flattr_for(cfg: Config, user: User, sub: Subscription, now: dt.datetime) -> tuple[str, int | None]:
     """The ordinary flattr, in a savepoint: a refusal leaves the transaction usable."""
     try:
-        with database.atomic():
-            flattr = flattring.flattr_thing(cfg, user, sub.thing_id, now)
+        with database.atomic():  # the savepoint
+            flattr = flattring.record(cfg, user, sub.thing_id, now)
         return "flattred", flattr.id
     except NoMoney:
         return "no_money", None

@@ -67,18 +67,31 @@ def by_url(url: str) -> Thing | None:
 
 
 def register_thing(owner: User, data: dict) -> Thing:
+    """A new thing of `owner`: checked, then one transaction."""
+    values = new_thing_fields(owner, data)
+    with database.atomic():
+        return insert_thing(owner, values)
+
+
+def new_thing_fields(owner: User, data: dict) -> dict:
+    """A new thing's fields, checked (a site verified by someone else is
+    refused), before any transaction."""
     from .sites import check_site_owner
 
     values = _fields(data, creating=True)
     check_site_owner(values["url"], owner)
-    with database.atomic():
-        existing = by_url(values["url"])
-        if existing is not None:
-            raise Validation(f"{values['url']} is already registered as thing {existing.id}", field="url")
-        try:
-            return Thing.create(owner=owner, **values)
-        except IntegrityError:
-            raise Validation(f"{values['url']} is already registered", field="url") from None
+    return values
+
+
+def insert_thing(owner: User, values: dict) -> Thing:
+    """The thing's row, in the caller's transaction (it opens none)."""
+    existing = by_url(values["url"])
+    if existing is not None:
+        raise Validation(f"{values['url']} is already registered as thing {existing.id}", field="url")
+    try:
+        return Thing.create(owner=owner, **values)
+    except IntegrityError:  # registered meanwhile: the caller's transaction rolls back
+        raise Validation(f"{values['url']} is already registered", field="url") from None
 
 
 def get_thing(thing_id) -> Thing:

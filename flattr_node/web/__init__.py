@@ -25,6 +25,10 @@ from ..money import format_amount
 bp = Blueprint("web", __name__, template_folder="../templates")
 
 
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
+
 def node():
     return current_app.config["NODE"]
 

@@ -253,7 +253,7 @@ def payload(cfg: Config, message: WebhookMessage) -> dict:
             "created_at": periods.iso(f.created_at, cfg.tz),
         }
     elif message.event == "period.closed":
-        from ..services import closing
+        from .. import closing
 
         data = closing.period_summary(cfg, message.subject, utcnow())
     elif message.event == "revenue.credited":

@@ -18,6 +18,10 @@ from . import create_endpoint as create
 bp = Blueprint("webhooks_web", __name__)
 
 
+def init_app(app, cfg) -> None:
+    app.register_blueprint(bp)
+
+
 class EndpointForm(FlaskForm):
     url = StringField(_l("URL"), validators=[DataRequired(), Length(max=2048)])
     events = SelectMultipleField(_l("Events"), choices=list(EVENTS), default=list(EVENTS))
