@@ -158,7 +158,11 @@ def counts_sql(f: str, period: str, requires_giving: bool) -> str:
     """SQL, R8 and held: a condition true when flattr `f` of `period` counts."""
     if not requires_giving:
         return held_sql(f)
-    return f"{f}.owner_id IN ({gave_sql(period)}) AND {held_sql(f)}"
+    # EXISTS, not `owner_id IN (...)`: the close also asks NOT (this), and
+    # PostgreSQL runs `NOT (x IN (subquery))` as a scan of the whole month per
+    # flattr once the month's givers outgrow work_mem (a 1M-flattr close did
+    # not end in 15 minutes); an EXISTS is a join or an index probe per flattr.
+    return f"EXISTS (SELECT 1 FROM ({gave_sql(period)}) gv WHERE gv.giver_id = {f}.owner_id) AND {held_sql(f)}"
 
 
 def spend_sql(budget: str, funds: str) -> str:
