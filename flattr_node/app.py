@@ -18,6 +18,7 @@ from . import db as dbmod
 from . import i18n
 from .config import Config, ConfigError
 from .errors import FlattrError
+from .i18n import said
 from .models import User
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def error_response(code: str, description: str, status: int, field: str | None =
     else:
         from flask import render_template
 
-        response = Flask.response_class(render_template("error.html", status=status, code=code, description=description))
+        words = i18n.say(description)  # in the page's language; the JSON body stays English (SPEC §3)
+        response = Flask.response_class(render_template("error.html", status=status, code=code, description=words))
     response.status_code = status
     return response
 
@@ -163,6 +165,14 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         request.environ["flattr_node.start"] = time.perf_counter()
 
     @app.after_request
+    def mail_notices(response):
+        # The view's transactions are committed: its notices go out now.
+        from .services import notices
+
+        notices.kick(cfg)
+        return response
+
+    @app.after_request
     def access_log(response):
         started = request.environ.get("flattr_node.start")
         if started is not None:
@@ -200,15 +210,15 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     @app.errorhandler(CSRFError)
     def csrf_error(e: CSRFError):
         if wants_json():
-            return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+            return error_response("forbidden", said("CSRF check failed: %(reason)s", reason=e.description), 403)
         # A person's browser: their session ended (cookies cleared, the node's
         # key changed) or the page was opened in another session. Say so in
         # words, and that nothing changed.
         if "session" in (e.description or ""):
-            what = "Your session has expired, so this form was not sent and nothing was changed."
+            what = said("Your session has expired, so this form was not sent and nothing was changed. Open the page again and send the form once more.")
         else:
-            what = "This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed."
-        return error_response("session_expired", f"{what} Open the page again and send the form once more.", 403)
+            what = said("This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed. Open the page again and send the form once more.")
+        return error_response("session_expired", what, 403)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -224,7 +234,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         if not dbmod.is_retryable(e) and "locked" not in str(e) and "connect" not in str(e) and "busy" not in str(e):
             return unexpected(e)
         log.error("database unavailable on %s %s: %s", request.method, request.path, e)
-        response = error_response("server_busy", "the node is busy: try again in a moment", 503)
+        response = error_response("server_busy", said("the node is busy: try again in a moment"), 503)
         response.headers["Retry-After"] = "2"
         return response
 
@@ -239,12 +249,12 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         # PostgreSQL cannot hold NUL in text: psycopg2 refuses such a parameter.
         if "NUL (0x00)" not in str(e):
             return unexpected(e)
-        return error_response("invalid_request", "text must not contain NUL (0x00) characters", 400)
+        return error_response("invalid_request", said("text must not contain NUL (0x00) characters"), 400)
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response("server_error", "something went wrong on the node; it has been logged", 500)
+        return error_response("server_error", said("something went wrong on the node; it has been logged"), 500)
 
     from .api import bp as api_bp
     from .oauth import NO_CSRF

@@ -13,6 +13,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from ..errors import FlattrError, NotFound, Validation
+from ..i18n import said
 from ..models import User
 from ..services import flattring
 from ..services import things as things_service
@@ -134,7 +135,7 @@ def authorize_interaction():
     thing = remote.known_thing(peer, remote_id)
     if request.method == "POST":
         if not form.validate_on_submit():
-            raise FlattrError("the form expired: go back and try again")
+            raise FlattrError(said("the form expired: go back and try again"))
         try:
             flattr = remote.flattr_remote(cfg(), user, peer, remote_id)
         except FlattrError as e:
@@ -174,7 +175,7 @@ def from_your_node(thing_id):
     if request.method == "POST":
         try:
             if not form.validate_on_submit():
-                raise FlattrError("the form expired: go back and try again")
+                raise FlattrError(said("the form expired: go back and try again"))
             target = _interaction_url(request.form.get("handle", ""), thing_id)
             # A page that moves on by itself, not a redirect: the page's CSP
             # (form-action 'self') forbids a form to end up on another origin.
