@@ -38,6 +38,16 @@ HTTP_CODES = {
     422: "validation",
     429: "rate_limit_exceeded",
 }
+# Werkzeug's own sentences are English only: the node says these instead.
+HTTP_WORDS = {
+    400: said("The request could not be understood: check what was sent."),
+    401: said("Sign in first."),
+    403: said("You are not allowed to do this."),
+    404: said("There is nothing at this address: check it, or start again from the home page."),
+    405: said("This address does not take that kind of request."),
+    413: said("What was sent is too large."),
+    415: said("What was sent is not in a form this address reads."),
+}
 
 
 def secret_key_for(cfg: Config) -> str:
@@ -225,7 +235,8 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
         status = e.code or 500
         if status >= 500:
             log.error("HTTP %s on %s %s: %s", status, request.method, request.path, e.description)
-        return error_response(HTTP_CODES.get(status, "invalid_request"), e.description or e.name, status)
+        words = HTTP_WORDS.get(status, e.description) if e.description == type(e).description else e.description
+        return error_response(HTTP_CODES.get(status, "invalid_request"), words or e.name, status)
 
     @app.errorhandler(OperationalError)
     def db_busy(e: OperationalError):

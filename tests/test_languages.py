@@ -114,6 +114,8 @@ def test_a_german_persons_failed_form_speaks_german(client, make_user):
     assert r.status_code == 422 and errors_of(r) == ["url muss eine http://- oder https://-URL sein"]
     r = client.get("/dashboard/things/999999")  # a service's not_found, on the error page
     assert r.status_code == 404 and "du hast kein Ding mit dieser ID" in r.get_data(as_text=True)
+    r = client.get("/no/such/page")  # werkzeug's own English sentence is replaced
+    assert r.status_code == 404 and "Unter dieser Adresse gibt es nichts" in r.get_data(as_text=True)
     api = client.post("/api/v1/things", json={"url": "ftp://kim.example/1", "title": "Mine"}, headers={"Accept-Language": "de", "X-CSRFToken": csrf_token(client, "/dashboard")})
     assert api.status_code == 422 and api.get_json()["error_description"] == "url must be an http:// or https:// URL"
 
