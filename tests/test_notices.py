@@ -172,3 +172,18 @@ def test_a_notice_is_mailed_right_after_its_request_commits(node, make_user, smt
     assert Notice.get(Notice.user == kim.id).mail == "sent"
     assert notices.send_pending(node) == 0
     assert len(inbox.messages) == 1
+
+
+def test_a_command_mails_the_notices_it_queued_before_it_exits(cfg, db, make_user, smtp, tmp_path):
+    """`flattr-node deposit confirm` in its own process: the mail is out when
+    the command returns, not at the next scheduler job."""
+    from nodeproc import cli, write_config
+
+    _, inbox = smtp
+    deposit = funds.open_deposit(make_user("kim"), 500)
+    config = write_config(
+        tmp_path / "config.toml", cfg.database, smtp_host="127.0.0.1", smtp_port=smtp[0], smtp_from="node@node.test", smtp_starttls=False
+    )
+    cli(config, "deposit", "confirm", deposit.reference)
+    assert inbox.subjects("kim@example.org") == ["Your deposit of €5.00 arrived"]
+    assert Notice.get(Notice.user == deposit.user_id).mail == "sent"
