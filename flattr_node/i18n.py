@@ -70,6 +70,9 @@ class Said(str):
         self.msgid, self.plural, self.num, self.params = msgid, plural, num, params
         return self
 
+    def __reduce__(self):  # copy and pickle make it again from its parts
+        return Said, (self.msgid, self.plural, self.num, self.params)
+
     def shown(self, t: NullTranslations, locale) -> str:
         text = t.ngettext(self.msgid, self.plural, self.num) if self.plural is not None else t.gettext(self.msgid)
         return text % {k: _shown(v, t, locale) for k, v in self.params.items()} if self.params else text

@@ -161,3 +161,16 @@ def test_password_mails_speak_the_persons_language(mail_cfg, smtp, make_user):
     (_, message), = smtp[1].messages
     assert str(message["Subject"]) == "Återställ ditt lösenord på flattr-node"
     assert "Någon (förhoppningsvis du) har bett om att återställa lösenordet för kim" in message.get_content()
+
+
+def test_said_is_english_text_that_a_page_translates(app):
+    import copy
+    import pickle
+
+    from flattr_node.i18n import Amount, said, say
+
+    words = said("Amount must be at least %(least)s.", least=Amount(150, "EUR"))
+    assert words == "Amount must be at least €1.50."  # what the API and the CLI say
+    assert copy.deepcopy(words) == words and pickle.loads(pickle.dumps(words)).msgid == words.msgid
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert say(words) == "Der Betrag muss mindestens 1,50\xa0€ sein."
