@@ -13,8 +13,10 @@ from peewee import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from . import db as dbmod
+from . import i18n
 from .config import Config, ConfigError
 from .errors import FlattrError
+from .i18n import said
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("flattr_node.access")
@@ -30,6 +32,16 @@ HTTP_CODES = {
     415: "invalid_request",
     422: "validation",
     429: "rate_limit_exceeded",
+}
+# Werkzeug's own sentences are English only: the node says these instead.
+HTTP_WORDS = {
+    400: said("The request could not be understood: check what was sent."),
+    401: said("Sign in first."),
+    403: said("You are not allowed to do this."),
+    404: said("There is nothing at this address: check it, or start again from the home page."),
+    405: said("This address does not take that kind of request."),
+    413: said("What was sent is too large."),
+    415: said("What was sent is not in a form this address reads."),
 }
 
 
@@ -63,7 +75,8 @@ def error_response(code: str, description: str, status: int, field: str | None =
     else:
         from flask import render_template
 
-        response = Flask.response_class(render_template("error.html", status=status, code=code, description=description))
+        words = i18n.say(description)  # in the page's language; the JSON body stays English (SPEC §3)
+        response = Flask.response_class(render_template("error.html", status=status, code=code, description=words))
     response.status_code = status
     return response
 
@@ -87,7 +100,7 @@ def create_app(cfg: Config, *, bind_database: bool = True) -> Flask:
     )
     if bind_database:
         dbmod.bind(cfg.database)
-    from . import api, bank, i18n, oauth, public, rest_v2, sessions, web
+    from . import api, bank, oauth, public, rest_v2, sessions, web
     from .federation import views as federation_views
     from .webhooks import views as webhooks_views
 
@@ -124,6 +137,14 @@ def init_access_log(app: Flask, cfg: Config) -> None:
     @app.before_request
     def start_timer():
         request.environ["flattr_node.start"] = time.perf_counter()
+
+    @app.after_request
+    def mail_notices(response):
+        # The view's transactions are committed: its notices go out now.
+        from .services import notices
+
+        notices.kick(cfg)
+        return response
 
     @app.after_request
     def access_log(response):
@@ -172,7 +193,8 @@ def init_error_pages(app: Flask, cfg: Config) -> None:
         status = e.code or 500
         if status >= 500:
             log.error("HTTP %s on %s %s: %s", status, request.method, request.path, e.description)
-        return error_response(HTTP_CODES.get(status, "invalid_request"), e.description or e.name, status)
+        words = HTTP_WORDS.get(status, e.description) if e.description == type(e).description else e.description
+        return error_response(HTTP_CODES.get(status, "invalid_request"), words or e.name, status)
 
     @app.errorhandler(OperationalError)
     def db_busy(e: OperationalError):
@@ -181,7 +203,7 @@ def init_error_pages(app: Flask, cfg: Config) -> None:
         if not dbmod.is_unavailable(e):  # told by SQLite's error code or PostgreSQL's SQLSTATE
             return unexpected(e)
         log.error("database unavailable on %s %s: %s", request.method, request.path, e)
-        response = error_response("server_busy", "the node is busy: try again in a moment", 503)
+        response = error_response("server_busy", said("the node is busy: try again in a moment"), 503)
         response.headers["Retry-After"] = "2"
         return response
 
@@ -195,9 +217,9 @@ def init_error_pages(app: Flask, cfg: Config) -> None:
             return db_busy(e)
         if not dbmod.dialect().refused_nul(e):  # PostgreSQL cannot hold NUL in text
             return unexpected(e)
-        return error_response("invalid_request", "text must not contain NUL (0x00) characters", 400)
+        return error_response("invalid_request", said("text must not contain NUL (0x00) characters"), 400)
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response("server_error", "something went wrong on the node; it has been logged", 500)
+        return error_response("server_error", said("something went wrong on the node; it has been logged"), 500)

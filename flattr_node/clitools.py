@@ -47,7 +47,9 @@ def node_command(fn):
             from .schema import migrate
 
             migrate()
-            return fn(cfg, *args, **kwargs)
+            result = fn(cfg, *args, **kwargs)
+            _mail_notices(cfg)
+            return result
         except configmod.ConfigError as e:
             fail(str(e))
         except FlattrError as e:
@@ -60,3 +62,12 @@ def node_command(fn):
             fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
 
     return wrapper
+
+
+def _mail_notices(cfg) -> None:
+    """A command that queued notices (a deposit confirmed) mails them before it exits."""
+    from . import mailer
+    from .services import notices
+
+    notices.kick(cfg)
+    mailer.wait()

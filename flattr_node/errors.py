@@ -1,5 +1,9 @@
 """Domain errors: each carries the SPEC §3 error code and HTTP status.
 
+Their words are written with `i18n.said(...)`: English for the API and the
+CLI, the reader's language on a page (tests/test_languages_catalogs.py
+fails on a bare string).
+
 Services raise these; the API maps them to `{"error", "error_description"}`
 and the CLI prints the description on one line. Nothing else is caught.
 """
@@ -11,17 +15,16 @@ class FlattrError(Exception):
     code = "invalid_request"
     status = 400
 
-    def __init__(self, description: str, *, field: str | None = None, words: str | None = None, amounts: tuple[int, ...] = ()):
+    def __init__(self, description: str, *, field: str | None = None, words: str | None = None):
         super().__init__(description)
         self.description = description
         self.field = field
         # What a page says next to its form, where the API's description speaks
-        # of cents, field names or endpoints: words="Monthly budget must be
-        # between {} and {}." with amounts=(200, 10000) in cents, which the page
-        # formats in the node's currency (web.form_words). The API and the CLI
-        # keep the description.
+        # of cents, field names or endpoints: words=said("Monthly budget must be
+        # between %(least)s and %(most)s.", least=Amount(200), ...). A page says
+        # it in its reader's language (i18n.say); the API and the CLI keep the
+        # description, in English.
         self.words = words or description
-        self.amounts = amounts
 
 
 class InvalidRequest(FlattrError):

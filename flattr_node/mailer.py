@@ -5,7 +5,8 @@ changed) only puts the message on a queue: the answer does not wait for the
 SMTP server, does not fail when it is down, and takes the same time whether
 a message was queued or not (so it cannot tell who has an account). The
 thread sends each message with smtplib; a failure is logged with the
-recipient, never shown to the person who asked.
+recipient, never shown to the person who asked. The same thread sends the
+notices a request queued (`run_later`), right after its commit.
 """
 
 from __future__ import annotations
@@ -45,17 +46,18 @@ def send_now(cfg: Config, to: str, subject: str, body: str) -> None:
 
 def _work() -> None:
     while True:
-        cfg, to, subject, body = _queue.get()
+        job, what = _queue.get()
         try:
-            send_now(cfg, to, subject, body)
+            job()
         except Exception as e:  # noqa: BLE001 (any failure: logged, the next message goes on)
-            log.error("could not send the mail %r to %s through %s:%s: %s", subject, to, cfg.smtp_host, cfg.smtp_port, e)
+            log.error("could not send %s: %s", what, e)
         finally:
             _queue.task_done()
 
 
-def send_later(cfg: Config, to: str, subject: str, body: str) -> None:
-    """Queue a message for the background thread (nothing when mail is off)."""
+def run_later(cfg: Config, job, what: str) -> None:
+    """Run `job()` on the background thread (nothing when mail is off);
+    `what` names it in the log if it fails."""
     global _worker
     if not enabled(cfg):
         return
@@ -63,7 +65,13 @@ def send_later(cfg: Config, to: str, subject: str, body: str) -> None:
         if _worker is None or not _worker.is_alive():
             _worker = threading.Thread(target=_work, name="flattr-node-mailer", daemon=True)
             _worker.start()
-    _queue.put((cfg, to, subject, body))
+    _queue.put((job, what))
+
+
+def send_later(cfg: Config, to: str, subject: str, body: str) -> None:
+    """Queue a message for the background thread (nothing when mail is off)."""
+    what = f"the mail {subject!r} to {to} through {cfg.smtp_host}:{cfg.smtp_port}"
+    run_later(cfg, lambda: send_now(cfg, to, subject, body), what)
 
 
 def wait(timeout: float = 30.0) -> bool:

@@ -34,6 +34,7 @@ from email.message import Message
 from urllib.parse import urljoin, urlsplit
 
 from .errors import Validation
+from .i18n import said
 from .urls import normalize_url
 
 USER_AGENT = "flattr-node"
@@ -84,9 +85,9 @@ def resolve(host: str, port: int, *, allow_private: bool) -> list[tuple]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
-        raise FetchError(f"cannot fetch from {host}: its host name does not resolve") from None
+        raise FetchError(said('cannot fetch from %(host)s: its host name does not resolve', host=host)) from None
     if not allow_private and not all(is_public_address(info[4][0]) for info in infos):
-        raise FetchError(f"{host} is a private or local address: the node does not fetch those")
+        raise FetchError(said('%(host)s is a private or local address: the node does not fetch those', host=host))
     return infos
 
 
@@ -210,15 +211,15 @@ def fetch(
             if method == "GET" and response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
                 target = urljoin(url, response.getheader("Location").strip())
                 if urlsplit(target).scheme.lower() not in ("http", "https"):
-                    raise FetchError(f"{url} redirects to a URL that is not http(s)")
+                    raise FetchError(said('%(url)s redirects to a URL that is not http(s)', url=url))
                 target = normalize_url(target)
                 if not redirect_ok(url, target):
-                    raise FetchError(f"{url} redirects to {target}, which is not allowed here")
+                    raise FetchError(said('%(url)s redirects to %(target)s, which is not allowed here', url=url, target=target))
                 url = target
                 continue
             length = response.getheader("Content-Length", "") if method != "HEAD" else "0"
             if length.isascii() and length.isdigit() and int(length) > max_bytes:
-                raise FetchError(f"{url} is larger than {max_bytes // 1024} KiB")
+                raise FetchError(said('%(url)s is larger than %(value)s KiB', url=url, value=max_bytes // 1024))
             data = b""
             while len(data) <= max_bytes:
                 chunk = response.read(min(65536, max_bytes + 1 - len(data)))
@@ -226,18 +227,18 @@ def fetch(
                     break
                 data += chunk
             if len(data) > max_bytes:
-                raise FetchError(f"{url} is larger than {max_bytes // 1024} KiB")
+                raise FetchError(said('%(url)s is larger than %(value)s KiB', url=url, value=max_bytes // 1024))
             return Fetched(url, response.status, response.msg, data)
         except FetchError:
             raise
         except TimeoutError:
-            raise FetchError(f"{url} did not answer in time (the limit is {deadline.seconds:g} seconds in all)") from None
+            raise FetchError(said('%(url)s did not answer in time (the limit is %(seconds)s seconds in all)', url=url, seconds=f"{deadline.seconds:g}")) from None
         except ssl.SSLError as e:
-            raise FetchError(f"cannot fetch {url}: its TLS failed ({e.reason or e.__class__.__name__})") from None
+            raise FetchError(said('cannot fetch %(url)s: its TLS failed (%(value)s)', url=url, value=e.reason or e.__class__.__name__)) from None
         except (OSError, http.client.HTTPException, ValueError) as e:
-            raise FetchError(f"cannot fetch {url}: {e.__class__.__name__}") from None
+            raise FetchError(said('cannot fetch %(url)s: %(name)s', url=url, name=e.__class__.__name__)) from None
         finally:
             connection.close()
             if connection.raw is not None:
                 connection.raw.close()
-    raise FetchError(f"{url} redirects more than {max_redirects} times")
+    raise FetchError(said('%(url)s redirects more than %(max_redirects)s times', url=url, max_redirects=max_redirects))

@@ -30,6 +30,7 @@ from peewee import CharField, DoubleField
 from .config import Config
 from .db import database
 from .errors import FlattrError
+from .i18n import said
 from .models import BaseModel
 
 log = logging.getLogger(__name__)
@@ -97,4 +98,4 @@ class Limiter:
             if e.__class__.__module__.startswith("peewee"):
                 raise  # the app answers a busy database itself
             log.error("rate limit store (%s) failed: %s", self.where, e)
-            raise StoreDown(f"the node cannot count attempts right now ({self.where} is unreachable): try again in a moment") from None
+            raise StoreDown(said('the node cannot count attempts right now (%(where)s is unreachable): try again in a moment', where=self.where)) from None

@@ -116,14 +116,15 @@ def init_app(app, cfg) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(e: CSRFError):
         from .app import error_response, wants_json
+        from .i18n import said
 
         if wants_json():
-            return error_response("forbidden", f"CSRF check failed: {e.description}", 403)
+            return error_response("forbidden", said("CSRF check failed: %(reason)s", reason=e.description), 403)
         # A person's browser: their session ended (cookies cleared, the node's
         # key changed) or the page was opened in another session. Say so in
         # words, and that nothing changed.
         if "session" in (e.description or ""):
-            what = "Your session has expired, so this form was not sent and nothing was changed."
+            what = said("Your session has expired, so this form was not sent and nothing was changed. Open the page again and send the form once more.")
         else:
-            what = "This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed."
-        return error_response("session_expired", f"{what} Open the page again and send the form once more.", 403)
+            what = said("This form is out of date (it was opened before you signed in or out), so it was not sent and nothing was changed. Open the page again and send the form once more.")
+        return error_response("session_expired", what, 403)

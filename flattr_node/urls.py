@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import Validation
+from .i18n import said
 
 MAX_URL = 2048
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid")
@@ -17,31 +18,31 @@ def normalize_url(url: str, field: str = "url") -> str:
     Raises Validation for anything that is not an absolute http(s) URL.
     """
     if not isinstance(url, str) or not url.strip():
-        raise Validation(f"{field} is required", field=field)
+        raise Validation(said('%(field)s is required', field=field), field=field)
     url = url.strip()
     try:
         url.encode("utf-8")
     except UnicodeEncodeError:
-        raise Validation(f"{field} must be valid Unicode text (it holds a lone surrogate)", field=field) from None
+        raise Validation(said('%(field)s must be valid Unicode text (it holds a lone surrogate)', field=field), field=field) from None
     if len(url) > MAX_URL:
-        raise Validation(f"{field} is longer than {MAX_URL} characters", field=field)
+        raise Validation(said('%(field)s is longer than %(max_url)s characters', field=field, max_url=MAX_URL), field=field)
     if any(ord(c) < 32 or c in " \x7f" for c in url):
-        raise Validation(f"{field} must not contain spaces or control characters", field=field)
+        raise Validation(said('%(field)s must not contain spaces or control characters', field=field), field=field)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise Validation(f"{field} is not a valid URL", field=field) from None
+        raise Validation(said('%(field)s is not a valid URL', field=field), field=field) from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise Validation(f"{field} must be an http:// or https:// URL", field=field)
+        raise Validation(said('%(field)s must be an http:// or https:// URL', field=field), field=field)
     host = (parts.hostname or "").rstrip(".")
     if not host or parts.username or parts.password:
-        raise Validation(f"{field} must have a host and no user name or password", field=field)
+        raise Validation(said('%(field)s must have a host and no user name or password', field=field), field=field)
     try:
         host = host.encode("idna").decode("ascii").lower() if not host.startswith("[") and ":" not in host else host.lower()
     except UnicodeError:
-        raise Validation(f"{field} has an invalid host name", field=field) from None
+        raise Validation(said('%(field)s has an invalid host name', field=field), field=field) from None
     if ":" in host:
         host = f"[{host}]"
     netloc = host if port in (None, 80 if scheme == "http" else 443) else f"{host}:{port}"
@@ -51,7 +52,7 @@ def normalize_url(url: str, field: str = "url") -> str:
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING)])
     normalized = urlunsplit((scheme, netloc, path, query, ""))
     if len(normalized) > MAX_URL:
-        raise Validation(f"{field} is longer than {MAX_URL} characters", field=field)
+        raise Validation(said('%(field)s is longer than %(max_url)s characters', field=field, max_url=MAX_URL), field=field)
     return normalized
 
 

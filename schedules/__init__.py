@@ -93,6 +93,8 @@ def send_notices(cfg: Config) -> None:
             notices.send_pending(cfg)
         except Exception:
             log.exception("scheduler: sending notices failed; will retry")
+
+
 def run_deliveries(cfg: Config) -> dict:
     """Deliver remote flattrs that are due (federation's outbox, with backoff)."""
     from flattr_node.federation import delivery
@@ -108,6 +110,7 @@ def run_deliveries(cfg: Config) -> dict:
 def run_webhooks(cfg: Config) -> dict:
     """Announce closed periods to webhooks and deliver what is due (with backoff)."""
     from flattr_node import webhooks
+    from flattr_node.services import notices
 
     with database.connection_context():
         try:
@@ -115,6 +118,8 @@ def run_webhooks(cfg: Config) -> dict:
         except Exception:
             log.exception("scheduler: delivering webhooks failed; will retry")
             return {}
+        finally:
+            notices.kick(cfg)  # an endpoint disabled: its owner hears of it now, not in a minute
 
 
 def start_scheduler(cfg: Config) -> BackgroundScheduler:

@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import os
+import threading
 import uuid
+from email import message_from_bytes
+from email.policy import default as email_policy
 from pathlib import Path
 
 import pytest
@@ -222,3 +225,38 @@ def assert_error(response, status, code, field=None):
     if field is not None:
         assert body.get("field") == field, body
     return body
+
+
+class Inbox:
+    """What a real SMTP server on loopback (aiosmtpd) received: (rcpt_tos, message)."""
+
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
+        with self.lock:
+            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=email_policy)))
+        return "250 OK"
+
+    def subjects(self, to: str) -> list[str]:
+        return sorted(str(m["Subject"]) for rcpt, m in self.messages if rcpt == [to])
+
+
+@pytest.fixture
+def smtp():
+    """An SMTP server on 127.0.0.1: (port, Inbox)."""
+    from aiosmtpd.controller import Controller
+    from nodeproc import free_port
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, inbox
+    controller.stop()
+
+
+@pytest.fixture
+def mail_cfg(cfg, smtp):
+    """The node's config, mailing through the `smtp` server."""
+    return cfg.with_(smtp_host="127.0.0.1", smtp_port=smtp[0], smtp_from="node@node.test", smtp_starttls=False)

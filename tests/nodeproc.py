@@ -156,12 +156,13 @@ def free_port() -> int:
 class Server:
     """`flattr-node serve` (waitress) in a subprocess on a free port."""
 
-    def __init__(self, config: Path, log: Path, wait: bool = True, port: int | None = None):
+    def __init__(self, config: Path, log: Path, wait: bool = True, port: int | None = None, prefix: tuple[str, ...] = ()):
+        """`prefix`: a command the node runs under (`faketime -f @...`)."""
         self.port = port or free_port()  # give the port when base_url must name it
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [*CLI, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*prefix, *CLI, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=child_env(),

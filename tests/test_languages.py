@@ -98,3 +98,80 @@ def test_every_page_renders_in_each_language(app, client, make_user, cfg, lang):
 
 def post_form(client, path):
     return post(client, path, {}, token_from=path)
+
+
+def test_a_german_persons_failed_form_speaks_german(client, make_user):
+    """What a service refuses reaches the page in the person's language,
+    amounts in their format; the API says the same in English (SPEC §3)."""
+    from web_helpers import errors_of, text_of
+
+    make_user("kim", 500)
+    signin(client, "kim")
+    post(client, "/language", {"lang": "de", "next": "/dashboard"}, token_from="/dashboard")
+    r = post(client, "/dashboard/budget", {"monthly_budget": "1"}, token_from="/dashboard")
+    assert r.status_code == 422
+    assert text_of(parse(r), "monthly_budget-error") == "Das Monatsbudget muss zwischen 2,00 € und 100,00 € liegen."
+    r = post(client, "/dashboard/things", {"url": "ftp://kim.example/1", "title": "Mine", "category": "text"}, token_from="/dashboard/things")
+    assert r.status_code == 422 and errors_of(r) == ["url muss eine http://- oder https://-URL sein"]
+    r = client.get("/dashboard/things/999999")  # a service's not_found, on the error page
+    assert r.status_code == 404 and "du hast kein Ding mit dieser ID" in r.get_data(as_text=True)
+    r = client.get("/no/such/page")  # werkzeug's own English sentence is replaced
+    assert r.status_code == 404 and "Unter dieser Adresse gibt es nichts" in r.get_data(as_text=True)
+    api = client.post("/api/v1/things", json={"url": "ftp://kim.example/1", "title": "Mine"}, headers={"Accept-Language": "de", "X-CSRFToken": csrf_token(client, "/dashboard")})
+    assert api.status_code == 422 and api.get_json()["error_description"] == "url must be an http:// or https:// URL"
+
+
+def test_a_swedish_visitor_sees_swedish_errors(client, make_user):
+    kim = make_user("kim")
+    client.set_cookie("lang", "sv")
+    r = post(client, "/signup", {"username": "kim", "email": "x@example.org", "password": "correct horse", "password2": "correct horse"}, token_from="/signup")
+    from web_helpers import errors_of
+
+    assert r.status_code == 422 and errors_of(r) == ["användarnamnet 'kim' är upptaget"]
+    assert kim
+
+
+def test_the_webhook_disabled_notice_speaks_the_language(cfg):
+    """Its reason too: the error keeps its message and values in the notice."""
+    import json
+
+    from flattr_node.i18n import said
+    from flattr_node.models_sup import Notice
+    from flattr_node.services import notices
+
+    error = said("the endpoint answered HTTP %(status)s", status=500)
+    params = {"url": "https://kim.example/hook", "attempts": 9, "error": error, "error_said": error.as_dict()}
+    notice = Notice(kind="webhook_disabled", params=json.dumps(params))
+    _, text = notices.describe(cfg, notice, "de")
+    assert text.startswith("Der Knoten sendet keine Ereignisse mehr an https://kim.example/hook: eine Nachricht ist 9-mal "
+                           "fehlgeschlagen (der Endpunkt antwortete mit HTTP 500).")  # fmt: skip
+    _, text = notices.describe(cfg, notice, "sv")
+    assert "ett meddelande misslyckades 9 gånger (slutpunkten svarade med HTTP 500)" in text
+    _, text = notices.describe(cfg, notice, "en")
+    assert "a message failed 9 times (the endpoint answered HTTP 500)" in text
+
+
+def test_password_mails_speak_the_persons_language(mail_cfg, smtp, make_user):
+    from flattr_node import mailer
+    from flattr_node.services import passwords
+
+    kim = make_user("kim")
+    User.update(language="sv").where(User.id == kim.id).execute()
+    passwords.request_reset(mail_cfg, "kim@example.org", lambda token: f"http://node.test/password/reset/{token}")
+    assert mailer.wait(10)
+    (_, message), = smtp[1].messages
+    assert str(message["Subject"]) == "Återställ ditt lösenord på flattr-node"
+    assert "Någon (förhoppningsvis du) har bett om att återställa lösenordet för kim" in message.get_content()
+
+
+def test_said_is_english_text_that_a_page_translates(app):
+    import copy
+    import pickle
+
+    from flattr_node.i18n import Amount, said, say
+
+    words = said("Amount must be at least %(least)s.", least=Amount(150, "EUR"))
+    assert words == "Amount must be at least €1.50."  # what the API and the CLI say
+    assert copy.deepcopy(words) == words and pickle.loads(pickle.dumps(words)).msgid == words.msgid
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert say(words) == "Der Betrag muss mindestens 1,50\xa0€ sein."

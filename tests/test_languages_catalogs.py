@@ -22,7 +22,7 @@ from flattr_node import i18n
 
 pytestmark = pytest.mark.sqlite_only
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "n_": (1, 2), "_l": None, "lazy_gettext": None}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "n_": (1, 2), "_l": None, "lazy_gettext": None, "said": None, "said_n": (1, 2)}
 METHODS = [("flattr_node/templates/**.html", "jinja2"), ("flattr_node/**.py", "python")]
 
 
@@ -138,3 +138,78 @@ def test_no_form_label_outside_gettext():
             if re.search(r"\b\w+Field\(\s*f?[\"']", line) or re.search(r"\bEqualTo\(\s*[\"']\w+[\"'],\s*[\"']", line):
                 bare.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not bare, "form labels outside _l():\n" + "\n".join(bare)
+
+
+# What the API alone says (an OAuth/REST v2 protocol error, a peer node's
+# request, a command of the operator's shell) may stay English; everything a
+# page can show is written with said() and is in the catalogs.
+NOT_ON_PAGES = ("api/", "rest_v2/", "copydb.py", "closing/", "scopes.py", "federation/inbox.py", "federation/signing.py",
+                "federation/webfinger.py", "federation/remote.py", "federation/views.py", "oauth/server.py")  # fmt: skip
+
+
+def said_outside_gettext(path: Path) -> list[str]:
+    """`raise SomeError("bare words")` or `abort(403, "bare words")` where
+    SomeError is one that pages show: a FlattrError, a bank statement's or an
+    account's error."""
+    import ast
+
+    from flattr_node.errors import FlattrError
+
+    def names(cls):
+        return {cls.__name__} | {n for sub in cls.__subclasses__() for n in names(sub)}
+
+    import flattr_node.app  # noqa: F401  (imports the modules that define their own errors)
+
+    shown = names(FlattrError) | {"StatementError", "AccountError"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        call = node.exc if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) else node if isinstance(node, ast.Call) else None
+        if call is None:
+            continue
+        func = call.func.id if isinstance(call.func, ast.Name) else call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        args = call.args[1:] if func == "abort" else call.args if isinstance(node, ast.Raise) and func in shown else []
+        if args and isinstance(args[0], (ast.Constant, ast.JoinedStr)) and not (isinstance(args[0], ast.Constant) and not isinstance(args[0].value, str)):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.get_source_segment(path.read_text(), call)[:90]}")
+    return found
+
+
+def test_no_service_words_outside_gettext():
+    """An error a page shows is said(...) (English in the API, translated on
+    the page): a bare string would reach a German page in English."""
+    left = []
+    for path in sorted((ROOT / "flattr_node").rglob("*.py")):
+        if not str(path.relative_to(ROOT / "flattr_node")).startswith(NOT_ON_PAGES):
+            left += said_outside_gettext(path)
+    assert not left, "words a page shows, outside said()/gettext:\n" + "\n".join(left)
+
+
+def test_the_service_words_checker_sees_what_it_should(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        'raise Validation("bare")\nraise NotFound(f"no {x}")\nabort(403, "bare")\n'
+        'raise Validation(said("fine"))\nraise LedgerError("a bug, never shown")\nabort(404)\n'
+    )
+    global ROOT
+    root, ROOT = ROOT, tmp_path
+    try:
+        found = said_outside_gettext(sample)
+    finally:
+        ROOT = root
+    assert [f.split(":")[1] for f in found] == ["1", "2", "3"]
+
+
+def test_every_said_has_the_values_its_message_names():
+    """said("... %(name)s ...", name=...) with a missing or misspelt value is
+    a 500 where the error was to be shown: caught here, for every call."""
+    import ast
+
+    wrong = []
+    for path in sorted((ROOT / "flattr_node").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("said", "said_n"):
+                texts = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                named = {name for text in texts for name in re.findall(r"%\((\w+)\)", text)}
+                given = {k.arg for k in node.keywords} | ({"num"} if node.func.id == "said_n" else set())
+                if named != given:
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: names {sorted(named)}, given {sorted(given)}")
+    assert not wrong, "\n".join(wrong)

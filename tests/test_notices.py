@@ -6,49 +6,21 @@ for its owner; without SMTP the notices stay on the dashboard."""
 from __future__ import annotations
 
 import threading
-from email import message_from_bytes
-from email.policy import default as email_policy
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import at
-from nodeproc import free_port
 from web_helpers import csrf_token, parse, post, signin
 
-from flattr_node import closing
+from flattr_node import closing, mailer
 from flattr_node.app import create_app
 from flattr_node.models_sup import Notice, NoticeOptOut
 from flattr_node.services import flattring, funds, notices, subscriptions, things
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
-        with self.lock:
-            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=email_policy)))
-        return "250 OK"
-
-    def subjects(self, to: str) -> list[str]:
-        return sorted(str(m["Subject"]) for rcpt, m in self.messages if rcpt == [to])
-
-
 @pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def node(cfg, smtp):
-    return cfg.with_(smtp_host="127.0.0.1", smtp_port=smtp[0], smtp_from="node@node.test", smtp_starttls=False, revenue_requires_giving=False)
+def node(mail_cfg):
+    return mail_cfg.with_(revenue_requires_giving=False)
 
 
 @pytest.fixture
@@ -182,3 +154,36 @@ def test_without_smtp_notices_stay_on_the_dashboard(cfg, make_user, client):
     assert "Your deposit of €7.00 arrived" in text and "This node sends no e-mail" in text
     assert Notice.get(Notice.user == kim.id).mail == "pending"
     assert csrf_token(client, "/dashboard/notices")
+
+
+def test_a_notice_is_mailed_right_after_its_request_commits(node, make_user, smtp, web):
+    """No wait for the one-minute job: the request that confirms a deposit
+    hands its notice to the mailer's thread once it has committed. The
+    queue row still decides: the job that runs next sends nothing twice."""
+    _, inbox = smtp
+    make_user("op", operator=True)
+    kim = make_user("kim")
+    deposit = funds.open_deposit(kim, 500)
+    signin(web, "op")
+    r = web.post(f"/api/v1/admin/deposits/{deposit.reference}/confirm", headers={"X-CSRFToken": csrf_token(web, "/dashboard")})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert mailer.wait(10)  # the mailer's thread is done: nothing else ran send_pending
+    assert inbox.subjects("kim@example.org") == ["Your deposit of €5.00 arrived"]
+    assert Notice.get(Notice.user == kim.id).mail == "sent"
+    assert notices.send_pending(node) == 0
+    assert len(inbox.messages) == 1
+
+
+def test_a_command_mails_the_notices_it_queued_before_it_exits(cfg, db, make_user, smtp, tmp_path):
+    """`flattr-node deposit confirm` in its own process: the mail is out when
+    the command returns, not at the next scheduler job."""
+    from nodeproc import cli, write_config
+
+    _, inbox = smtp
+    deposit = funds.open_deposit(make_user("kim"), 500)
+    config = write_config(
+        tmp_path / "config.toml", cfg.database, smtp_host="127.0.0.1", smtp_port=smtp[0], smtp_from="node@node.test", smtp_starttls=False
+    )
+    cli(config, "deposit", "confirm", deposit.reference)
+    assert inbox.subjects("kim@example.org") == ["Your deposit of €5.00 arrived"]
+    assert Notice.get(Notice.user == deposit.user_id).mail == "sent"

@@ -11,7 +11,7 @@ import logging
 import pytest
 from conftest import assert_error
 from nodeproc import free_port
-from test_web_auth import Inbox, mail_client, main_text, smtp  # noqa: F401  (fixtures)
+from test_web_auth import mail_client, main_text  # noqa: F401  (a fixture)
 from web_helpers import errors_of, post, signin
 
 from flattr_node import mailer

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 import requests
 from conftest import at
-from nodeproc import CLI, child_env, cli, free_port, write_config
+from nodeproc import Server, cli, write_config
 
 from flattr_node import db as dbmod
 from flattr_node.config import Config, validate
@@ -30,31 +29,14 @@ def need_faketime() -> None:
         pytest.skip("needs libfaketime (apt-get install faketime)")
 
 
-class FakeTimeServer:
+class FakeTimeServer(Server):
     """`flattr-node serve` with its clock started at `start` (and running)."""
 
     def __init__(self, config, log, start: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            ["faketime", "-f", f"@{start}", *CLI, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=child_env(),
-        )  # fmt: skip
+        super().__init__(config, log, wait=False, prefix=("faketime", "-f", f"@{start}"))
 
     def ticked(self) -> bool:
         return "scheduler: ledger check ok" in self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def run_month(tmp_path, config, start: str) -> None:

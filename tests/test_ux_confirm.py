@@ -41,7 +41,7 @@ def test_member_actions_ask_first(client, make_user):
     deposit = funds.open_deposit(kim, 500)
     signin(client, "kim")
     ask_then_confirm(client, f"/dashboard/things/{thing.id}/archive", "Archive Kim's post?", lambda: Thing.get_by_id(thing.id).archived)
-    ask_then_confirm(client, f"/dashboard/tokens/{token.id}/revoke", "Revoke the token 'blog plugin'?",
+    ask_then_confirm(client, f"/dashboard/tokens/{token.id}/revoke", "Revoke the token “blog plugin”?",
                      lambda: ApiToken.get_by_id(token.id).revoked_at is not None)
     ask_then_confirm(client, f"/dashboard/deposits/{deposit.id}/cancel", f"Cancel deposit {deposit.reference}?",
                      lambda: Deposit.get_by_id(deposit.id).status == "cancelled")

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from email import message_from_bytes
-from email.policy import default as email_policy
 
 import pytest
-from nodeproc import free_port
 from web_helpers import csrf_token, errors_of, parse, post, signin
 
 from flattr_node import mailer
@@ -116,33 +113,11 @@ def test_password_change(client, make_user):
 # --- reset by e-mail, against a real SMTP server ---------------------------------
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=email_policy)))
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def mail_client(cfg, db, smtp):
-    port, inbox = smtp
-    node = cfg.with_(smtp_host="127.0.0.1", smtp_port=port, smtp_from="node@node.test", smtp_starttls=False)
-    app = create_app(node, bind_database=False)
+def mail_client(mail_cfg, db, smtp):
+    app = create_app(mail_cfg, bind_database=False)
     app.config.update(TESTING=True)
-    return app.test_client(), inbox
+    return app.test_client(), smtp[1]
 
 
 def main_text(response) -> str:

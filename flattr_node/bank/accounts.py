@@ -16,6 +16,7 @@ from schwifty.exceptions import SchwiftyException
 
 from ..db import database
 from ..errors import Validation
+from ..i18n import said
 from ..models import BaseModel, User, utcnow
 from ..services.validate import is_utf8
 
@@ -39,13 +40,13 @@ class PayoutAccount(BaseModel):
 def check_iban(text: str, sepa: bool = True) -> str:
     """The compact IBAN of `text` (spaces and lower case allowed)."""
     if not isinstance(text, str) or not text.strip():
-        raise AccountError("is empty: give an IBAN such as DE89 3704 0044 0532 0130 00")
+        raise AccountError(said('is empty: give an IBAN such as DE89 3704 0044 0532 0130 00'))
     try:
         iban = IBAN(text.strip())
     except SchwiftyException as e:
-        raise AccountError(f"{text.strip()!r} is not a valid IBAN ({str(e).lower()})") from None
+        raise AccountError(said('%(value)s is not a valid IBAN (%(value2)s)', value=repr(text.strip()), value2=str(e).lower())) from None
     if sepa and not iban.in_sepa_zone:
-        raise AccountError(f"{iban.formatted} is not in a SEPA country: payouts are SEPA transfers")
+        raise AccountError(said('%(formatted)s is not in a SEPA country: payouts are SEPA transfers', formatted=iban.formatted))
     return iban.compact
 
 
@@ -53,17 +54,17 @@ def check_bic(text: str) -> str:
     try:
         return str(BIC(text.strip()))
     except SchwiftyException as e:
-        raise AccountError(f"{text.strip()!r} is not a valid BIC ({str(e).lower()})") from None
+        raise AccountError(said('%(value)s is not a valid BIC (%(value2)s)', value=repr(text.strip()), value2=str(e).lower())) from None
 
 
 def check_name(text: str) -> str:
     name = " ".join(str(text).split())
     if not name:
-        raise AccountError("is empty: give the account holder's name")
+        raise AccountError(said("is empty: give the account holder's name"))
     if not is_utf8(name):
-        raise AccountError("holds a character that is not text (a lone surrogate)")
+        raise AccountError(said('holds a character that is not text (a lone surrogate)'))
     if len(name) > MAX_NAME or not _NAME_OK.match(name):
-        raise AccountError(f"must be at most {MAX_NAME} printable characters")
+        raise AccountError(said('must be at most %(max_name)s printable characters', max_name=MAX_NAME))
     return name
 
 
@@ -90,21 +91,21 @@ def check_payout_change(user: User, changes: dict) -> tuple[str, str] | None:
     iban = changes.get("payout_iban", current.iban if current else None)
     name = changes.get("payout_name", current.name if current else None)
     if iban is None:
-        raise Validation("payout_iban is needed with payout_name", field="payout_iban")
+        raise Validation(said('payout_iban is needed with payout_name'), field="payout_iban")
     if name is None:
-        raise Validation("payout_name is needed with payout_iban: the account holder's name", field="payout_name")
+        raise Validation(said("payout_name is needed with payout_iban: the account holder's name"), field="payout_name")
     if not isinstance(iban, str):
-        raise Validation("payout_iban must be a string", field="payout_iban")
+        raise Validation(said('payout_iban must be a string'), field="payout_iban")
     if not isinstance(name, str):
-        raise Validation("payout_name must be a string", field="payout_name")
+        raise Validation(said('payout_name must be a string'), field="payout_name")
     try:
         iban = check_iban(iban)
     except AccountError as e:
-        raise Validation(f"payout_iban {e}", field="payout_iban") from None
+        raise Validation(said('payout_iban %(problem)s', problem=e.args[0]), field="payout_iban") from None
     try:
         name = check_name(name)
     except AccountError as e:
-        raise Validation(f"payout_name {e}", field="payout_name") from None
+        raise Validation(said('payout_name %(problem)s', problem=e.args[0]), field="payout_name") from None
     return iban, name
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from ..config import Config
 from ..db import database, dialect, insert_rows
 from ..errors import FlattrError, NotFound, Validation
+from ..i18n import said
 from ..models import Deposit, Payout, utcnow
 from ..money import format_amount
 from . import references
@@ -267,9 +268,9 @@ def review_list() -> list[BankEntry]:
 def _entry_to_resolve(entry_id) -> BankEntry:
     entry = BankEntry.get_or_none(BankEntry.id == entry_id)
     if entry is None:
-        raise NotFound(f"no bank entry {entry_id}")
+        raise NotFound(said('no bank entry %(entry_id)s', entry_id=entry_id))
     if entry.status != "review":
-        raise Validation(f"bank entry {entry.id} is already {entry.status}")
+        raise Validation(said('bank entry %(id)s is already %(status)s', id=entry.id, status=entry.status))
     return entry
 
 
@@ -283,7 +284,7 @@ def assign_to_deposit(cfg: Config, entry_id, deposit_ref) -> Deposit:
     with database.atomic():
         entry = _entry_to_resolve(entry_id)
         if not entry.credit or entry.amount < 1:
-            raise Validation("only money that came in can be assigned to a deposit")
+            raise Validation(said('only money that came in can be assigned to a deposit'))
         deposit = find_deposit(deposit_ref)
         if deposit.status == "pending":
             if deposit.amount != entry.amount:

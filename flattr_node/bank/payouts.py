@@ -32,8 +32,8 @@ from .. import ledger
 from ..config import Config
 from ..db import database, dialect, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
+from ..i18n import Amount, said
 from ..models import Account, Payout, User, utcnow
-from ..money import format_amount
 from .accounts import PayoutAccount, payout_account
 from .models import PayoutExport, PayoutTransfer
 
@@ -69,7 +69,7 @@ def require_account(user: User) -> PayoutAccount:
     account = payout_account(user.id)
     if account is None:
         raise Validation(
-            "give your payout account first (payout_iban and payout_name; on the dashboard: Revenue, payout account)",
+            said('give your payout account first (payout_iban and payout_name; on the dashboard: Revenue, payout account)'),
             field="payout_iban",
         )
     return account
@@ -97,18 +97,17 @@ def refund(cfg: Config, username: str, amount) -> Payout:
     user = get_user(username)
     amount = whole_number(amount, "amount")
     if amount < 1:
-        raise Validation("amount must be at least 1 cent", field="amount")
+        raise Validation(said('amount must be at least 1 cent'), field="amount")
     account = payout_account(user.id)
     if account is None:
-        raise Validation(f"{user.username} has no payout account: they must give one before a refund", field="payout_iban")
+        raise Validation(said('%(username)s has no payout account: they must give one before a refund', username=user.username), field="payout_iban")
     with database.atomic():
         funds_code = ledger.user_code(user.id, "funds")
         lock_accounts([funds_code, "node:payouts"])
         funds = locked(Account.select(Account.balance).where(Account.code == funds_code)).scalar() or 0
         if amount > funds:
             raise NoMoney(
-                f"{user.username}'s funds are {format_amount(funds, cfg.currency)}: "
-                f"you cannot refund {format_amount(amount, cfg.currency)}"
+                said("%(username)s's funds are %(funds)s: you cannot refund %(amount)s", username=user.username, funds=Amount(funds, cfg.currency), amount=Amount(amount, cfg.currency))
             )
         payout = Payout.create(user=user, amount=amount)
         record_transfer(payout, "funds", account)
@@ -194,9 +193,9 @@ def build_pain001(cfg: Config, transfers: list[Transfer], today: dt.date, msg_id
 
 def check_can_export(cfg: Config) -> None:
     if not cfg.bank_iban or not cfg.bank_account_name:
-        raise Validation("set bank_iban and bank_account_name in the config: the export pays from that account")
+        raise Validation(said('set bank_iban and bank_account_name in the config: the export pays from that account'))
     if cfg.currency != "EUR":
-        raise Validation(f"SEPA credit transfers are in EUR; this node's currency is {cfg.currency}")
+        raise Validation(said("SEPA credit transfers are in EUR; this node's currency is %(currency)s", currency=cfg.currency))
 
 
 def export_payouts(cfg: Config, now: dt.datetime | None = None) -> ExportResult:
@@ -226,7 +225,7 @@ def export_payouts(cfg: Config, now: dt.datetime | None = None) -> ExportResult:
 def get_export(export_id: int) -> PayoutExport:
     export = PayoutExport.get_or_none(PayoutExport.id == export_id)
     if export is None:
-        raise NotFound(f"no payout export {export_id}")
+        raise NotFound(said('no payout export %(export_id)s', export_id=export_id))
     return export
 
 

@@ -22,6 +22,7 @@ from .. import periods
 from ..config import Config
 from ..db import consistent_read
 from ..errors import Validation
+from ..i18n import said
 from ..models import Account, Posting, Txn, User, utcnow
 
 
@@ -68,7 +69,7 @@ def parse_year(value, now: dt.datetime | None = None) -> int:
         return (now or utcnow()).year
     text = str(value)
     if not (len(text) == 4 and text.isdigit()) or not 2000 <= int(text) <= 9999:
-        raise Validation("year must be four digits, e.g. 2026", field="year")
+        raise Validation(said('year must be four digits, e.g. 2026'), field="year")
     return int(text)
 
 

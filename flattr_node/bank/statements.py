@@ -18,6 +18,8 @@ import os
 import re
 from decimal import Decimal, InvalidOperation
 
+from ..i18n import said
+
 RETURN_SUBFAMILIES = {"RRTN", "ARET"}  # ISO 20022 bank transaction codes for returned payments
 
 
@@ -51,10 +53,10 @@ def _cents(value, what: str) -> int:
     try:
         amount = Decimal(str(value).strip().replace(",", "."))
     except (InvalidOperation, ValueError):
-        raise StatementError(f"{what}: {value!r} is not an amount") from None
+        raise StatementError(said('%(what)s: %(value)s is not an amount', what=what, value=repr(value))) from None
     cents = amount * 100
     if cents != cents.to_integral_value() or not amount.is_finite():
-        raise StatementError(f"{what}: {value!r} has more than two decimals")
+        raise StatementError(said('%(what)s: %(value)s has more than two decimals', what=what, value=repr(value)))
     return abs(int(cents))
 
 
@@ -93,7 +95,7 @@ class _Keys:
 def _check_xml(data: bytes) -> None:
     head = data[:4096].lower()
     if b"<!doctype" in head or b"<!entity" in data.lower():
-        raise StatementError("the XML declares a document type or entities, which bank statements never do: refused")
+        raise StatementError(said('the XML declares a document type or entities, which bank statements never do: refused'))
 
 
 def _camt_parser(data: bytes):
@@ -130,15 +132,15 @@ def parse_camt(data: bytes) -> Statement:
     try:
         parser = _camt_parser(data)
     except etree.XMLSyntaxError as e:
-        raise StatementError(f"not well-formed XML: {e}") from None
+        raise StatementError(said('not well-formed XML: %(e)s', e=e)) from None
     if "camt.053" not in parser.tree.tag:
-        raise StatementError(f"an XML file, but not a CAMT.053 statement (root element {parser.tree.tag!r})")
+        raise StatementError(said('an XML file, but not a CAMT.053 statement (root element %(tag)s)', tag=repr(parser.tree.tag)))
     version = re.search(r"camt\.053\.\d{3}\.\d{2}", parser.tree.tag)
     try:
         infos = parser.get_statement_info()
         rows = parser.get_transactions()
     except (Camt053ParseError, AttributeError) as e:
-        raise StatementError(f"a CAMT.053 file without statement entries ({type(e).__name__})") from None
+        raise StatementError(said('a CAMT.053 file without statement entries (%(name)s)', name=type(e).__name__)) from None
     account = next((i["IBAN"] for i in infos if i.get("IBAN")), "") or ""
     keys = _Keys(account)
     entries = []
@@ -147,9 +149,9 @@ def parse_camt(data: bytes) -> Statement:
             continue  # pending or informational: it comes again, booked, in a later statement
         credit = row.get("CreditDebitIndicator")
         if credit not in ("CRDT", "DBIT"):
-            raise StatementError(f"entry {n}: no credit/debit indicator")
+            raise StatementError(said('entry %(n)s: no credit/debit indicator', n=n))
         if row.get("Amount") is None or not row.get("Currency"):
-            raise StatementError(f"entry {n}: no amount or currency")
+            raise StatementError(said('entry %(n)s: no amount or currency', n=n))
         parts = (
             row.get("RemittanceInformation"),
             row.get("RemittanceInformationFull"),
@@ -193,9 +195,9 @@ def parse_mt940(data: bytes) -> Statement:
         transactions = mt940.models.Transactions()
         transactions.parse(text)
     except Exception as e:  # mt-940 raises plain exceptions for bad lines
-        raise StatementError(f"not a readable MT940 statement: {' '.join(str(e).split())[:200]}") from None
+        raise StatementError(said('not a readable MT940 statement: %(value)s', value=' '.join(str(e).split())[:200])) from None
     if not len(transactions):
-        raise StatementError("an MT940 file without transactions")
+        raise StatementError(said('an MT940 file without transactions'))
     account = str(transactions.data.get("account_identification") or "")
     keys = _Keys(account)
     entries = []
@@ -204,7 +206,7 @@ def parse_mt940(data: bytes) -> Statement:
         status = d.get("status") or ""
         amount = d.get("amount")
         if amount is None:
-            raise StatementError(f"transaction {n}: no amount")
+            raise StatementError(said('transaction %(n)s: no amount', n=n))
         currency = d.get("currency") or getattr(amount, "currency", "") or ""
         cents = _cents(amount.amount, f"transaction {n}")
         credit = status in ("C", "RD")  # RD: reversal of a debit, money back in
@@ -242,8 +244,8 @@ def parse_bytes(data: bytes) -> Statement:
     if re.search(rb"(^|\n):20:", body[:4096]) and b":61:" in body or b":60F:" in body[:8192]:
         return parse_mt940(body)
     if not body:
-        raise StatementError("the file is empty")
-    raise StatementError("neither a CAMT.053 (XML) nor an MT940 statement")
+        raise StatementError(said('the file is empty'))
+    raise StatementError(said('neither a CAMT.053 (XML) nor an MT940 statement'))
 
 
 def read_statement(path: str, currency: str, max_mb: int) -> Statement:
@@ -251,19 +253,19 @@ def read_statement(path: str, currency: str, max_mb: int) -> Statement:
     try:
         size = os.path.getsize(path)
     except OSError as e:
-        raise StatementError(f"cannot read {path}: {e.strerror or e}") from None
+        raise StatementError(said('cannot read %(path)s: %(value)s', path=path, value=e.strerror or e)) from None
     if size > max_mb * 1024 * 1024:
-        raise StatementError(f"{path} is {size / 1048576:.0f} MB; the largest statement accepted is {max_mb} MB (bank_max_statement_mb)")
+        raise StatementError(said('%(path)s is %(value)s MB; the largest statement accepted is %(max_mb)s MB (bank_max_statement_mb)', path=path, value=f"{size / 1048576:.0f}", max_mb=max_mb))
     try:
         with open(path, "rb") as f:
             data = f.read(max_mb * 1024 * 1024 + 1)
     except OSError as e:
-        raise StatementError(f"cannot read {path}: {e.strerror or e}") from None
+        raise StatementError(said('cannot read %(path)s: %(value)s', path=path, value=e.strerror or e)) from None
     return check_currency(parse_bytes(data), currency)
 
 
 def check_currency(statement: Statement, currency: str) -> Statement:
     other = next((e for e in statement.entries if e.currency != currency), None)
     if other is not None:
-        raise StatementError(f"the statement has an entry in {other.currency or 'no currency'}; this node keeps {currency}: nothing imported")
+        raise StatementError(said('the statement has an entry in %(value)s; this node keeps %(currency)s: nothing imported', value=other.currency or 'no currency', currency=currency))
     return statement

@@ -16,6 +16,7 @@ def confirm_settlement(reference: str, amount: int) -> bool:
     statement's total or the statement was already confirmed: a second
     payment is the operator's to look at."""
     from ..errors import FlattrError, Validation
+    from ..i18n import said
     from .settlement import confirm_settlement as confirm
     from .settlement import is_receivable
 
@@ -26,5 +27,5 @@ def confirm_settlement(reference: str, amount: int) -> bool:
         return False
     settlement, new = confirm(reference, amount)
     if not new:
-        raise Validation(f"{settlement.reference} was already confirmed")
+        raise Validation(said('%(reference)s was already confirmed', reference=settlement.reference))
     return True

@@ -111,9 +111,7 @@ def _commands(node_command):
         """This node's operator paid the statement REFERENCE by bank transfer."""
         from .settlement import mark_paid
 
-        s, new = mark_paid(reference)
-        state = "marked paid" if new else "was already paid"
-        click.echo(f"{s.reference} to {s.peer.base_url} ({format_amount(s.total, cfg.currency)}) {state}")
+        settled(cfg, mark_paid(reference), "to", "marked paid", "was already paid")
 
     @settlement.command("confirm")
     @click.argument("reference")
@@ -122,9 +120,12 @@ def _commands(node_command):
         """The money of statement REFERENCE arrived: pending revenue becomes revenue (exactly once)."""
         from .settlement import confirm_settlement
 
-        s, new = confirm_settlement(reference)
-        state = "confirmed: its owners' pending revenue is now revenue" if new else "was already confirmed"
-        click.echo(f"{s.reference} from {s.peer.base_url} ({format_amount(s.total, cfg.currency)}) {state}")
+        settled(cfg, confirm_settlement(reference), "from", "confirmed: its owners' pending revenue is now revenue", "was already confirmed")
+
+    def settled(cfg, outcome, direction: str, done: str, before: str) -> None:
+        """One line for `settlement paid` and `settlement confirm`."""
+        s, new = outcome
+        click.echo(f"{s.reference} {direction} {s.peer.base_url} ({format_amount(s.total, cfg.currency)}) {done if new else before}")
 
     @click.group()
     def peers():

@@ -24,6 +24,7 @@ from .. import periods
 from ..config import Config
 from ..db import database
 from ..errors import Validation
+from ..i18n import said
 from ..models import Flattr, Period, User, utcnow
 from . import delivery, outbound, signing
 from .models import Outbox, Peer, PeerGave, RemoteThing
@@ -103,7 +104,7 @@ def _ask(cfg: Config, peer: Peer, period: str, owners: list[str]) -> dict[str, b
         response = signing.send(cfg, "POST", f"{peer.base_url}/federation/gave", {"period": period, "owners": owners[i : i + MAX_OWNERS]})
         data = outbound.json_of(response)
         if response.status_code != 200 or data.get("period") != period or not isinstance(data.get("gave"), dict):
-            raise outbound.PeerUnreachable(f"{peer.base_url} answered {response.status_code}: {data.get('error_description', '')}")
+            raise outbound.PeerUnreachable(said('%(base_url)s answered %(status_code)s: %(value)s', base_url=peer.base_url, status_code=response.status_code, value=data.get('error_description', '')))
         answers.update({k: v is True for k, v in data["gave"].items() if isinstance(k, str)})
     return answers
 
@@ -124,10 +125,10 @@ def answer(cfg: Config, method: str, url: str, headers: dict, body: bytes, data)
     (flattred anything) in the period."""
     peer, nonce = signing.verify(method, url, headers, body)
     if not isinstance(data, dict) or not periods.is_valid(str(data.get("period"))):
-        raise Validation("period must be YYYY-MM")
+        raise Validation(said('period must be YYYY-MM'))
     owners = data.get("owners")
     if not isinstance(owners, list) or len(owners) > MAX_OWNERS or not all(isinstance(o, str) and len(o) <= 40 for o in owners):
-        raise Validation(f"owners must be a list of at most {MAX_OWNERS} usernames")
+        raise Validation(said('owners must be a list of at most %(max_owners)s usernames', max_owners=MAX_OWNERS))
     period = data["period"]
     with database.atomic():
         signing.remember_nonce(peer, nonce)

@@ -13,6 +13,7 @@ import requests
 
 from ..config import Config
 from ..errors import FlattrError
+from ..i18n import said
 from ..netguard import is_public_address
 
 MAX_RESPONSE = 256 * 1024
@@ -26,19 +27,18 @@ def check_address(cfg: Config, url: str) -> None:
     """Refuse URLs that are not http(s) or that resolve to a private address."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PeerUnreachable(f"{url!r} is not an http(s) URL")
+        raise PeerUnreachable(said('%(url)s is not an http(s) URL', url=repr(url)))
     if cfg.allow_private_network:
         return
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
     except (OSError, UnicodeError):
-        raise PeerUnreachable(f"cannot resolve {parts.hostname}") from None
+        raise PeerUnreachable(said('cannot resolve %(hostname)s', hostname=parts.hostname)) from None
     for info in infos:
         address = info[4][0]
         if not is_public_address(address):  # the node's one rule (netguard)
             raise PeerUnreachable(
-                f"{parts.hostname} is a private or local address ({address}); "
-                "set allow_private_network = true to federate inside a private network"
+                said('%(hostname)s is a private or local address (%(address)s); set allow_private_network = true to federate inside a private network', hostname=parts.hostname, address=address)
             )
 
 
@@ -56,12 +56,12 @@ def fetch(
         body = response.raw.read(MAX_RESPONSE + 1, decode_content=True)
         response.close()
     except requests.RequestException as e:
-        raise PeerUnreachable(f"{urlsplit(url).netloc} did not answer: {type(e).__name__}") from None
+        raise PeerUnreachable(said('%(netloc)s did not answer: %(name)s', netloc=urlsplit(url).netloc, name=type(e).__name__)) from None
     finally:
         if own:
             session.close()
     if len(body) > MAX_RESPONSE:
-        raise PeerUnreachable(f"{urlsplit(url).netloc} sent more than {MAX_RESPONSE} bytes")
+        raise PeerUnreachable(said('%(netloc)s sent more than %(max_response)s bytes', netloc=urlsplit(url).netloc, max_response=MAX_RESPONSE))
     response._content = body
     return response
 
@@ -72,5 +72,5 @@ def json_of(response: requests.Response) -> dict:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise PeerUnreachable(f"{urlsplit(response.url).netloc} did not answer with a JSON object (HTTP {response.status_code})")
+        raise PeerUnreachable(said('%(netloc)s did not answer with a JSON object (HTTP %(status_code)s)', netloc=urlsplit(response.url).netloc, status_code=response.status_code))
     return data

@@ -14,6 +14,7 @@ from .. import ledger
 from ..config import Config
 from ..db import database, execute
 from ..errors import FlattrError, NotFound, Validation
+from ..i18n import said
 from ..models import Account, utcnow
 from . import keys, outbound
 from .models import Peer
@@ -25,7 +26,7 @@ def normalize_base(url: str) -> str:
     url = (url or "").strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise Validation(f"{url!r} is not a node's base URL (http(s)://host[:port][/path])", field="url")
+        raise Validation(said("%(url)s is not a node's base URL (http(s)://host[:port][/path])", url=repr(url)), field="url")
     return f"{parts.scheme}://{parts.netloc.lower()}{parts.path}"
 
 
@@ -60,30 +61,30 @@ def receivable_code(peer_id: int) -> str:
 def add_peer(cfg: Config, url: str, credit_limit: int | None = None) -> Peer:
     base = normalize_base(url)
     if base == normalize_base(cfg.base_url):
-        raise Validation("a node cannot be its own peer", field="url")
+        raise Validation(said('a node cannot be its own peer'), field="url")
     if credit_limit is not None and credit_limit < 0:
-        raise Validation("the credit limit must not be negative", field="credit_limit")
+        raise Validation(said('the credit limit must not be negative'), field="credit_limit")
     response = outbound.fetch(cfg, "GET", f"{base}/.well-known/flattr-node")
     if response.status_code != 200:
-        raise outbound.PeerUnreachable(f"{base} is not a flattr node (GET /.well-known/flattr-node answered {response.status_code})")
+        raise outbound.PeerUnreachable(said('%(base)s is not a flattr node (GET /.well-known/flattr-node answered %(status_code)s)', base=base, status_code=response.status_code))
     doc = outbound.json_of(response)
     if doc.get("protocol") != PROTOCOL:
-        raise FlattrError(f"{base} speaks {doc.get('protocol')!r}, not {PROTOCOL}")
+        raise FlattrError(said('%(base)s speaks %(value)s, not %(protocol)s', base=base, value=repr(doc.get('protocol')), protocol=PROTOCOL))
     if normalize_base(str(doc.get("base_url", ""))) != base:
-        raise FlattrError(f"{base} says its base URL is {doc.get('base_url')!r}: add it by that URL")
+        raise FlattrError(said('%(base)s says its base URL is %(value)s: add it by that URL', base=base, value=repr(doc.get('base_url'))))
     if doc.get("currency") != cfg.currency:
-        raise FlattrError(f"{base} counts in {doc.get('currency')}, this node in {cfg.currency}: peers must share one currency")
+        raise FlattrError(said('%(base)s counts in %(value)s, this node in %(currency)s: peers must share one currency', base=base, value=doc.get('currency'), currency=cfg.currency))
     jwk = next((k for k in doc.get("keys") or [] if isinstance(k, dict) and k.get("crv") == "Ed25519"), None)
     if jwk is None or not isinstance(jwk.get("x"), str):
-        raise FlattrError(f"{base} publishes no Ed25519 key")
+        raise FlattrError(said('%(base)s publishes no Ed25519 key', base=base))
     try:
         keys.load_public(jwk["x"])
     except ValueError:
-        raise FlattrError(f"{base} publishes a malformed Ed25519 key") from None
+        raise FlattrError(said('%(base)s publishes a malformed Ed25519 key', base=base)) from None
     kid = keys.thumbprint(jwk["x"])
     inbox = str(doc.get("inbox") or f"{base}/federation/inbox")
     if not inbox.startswith(base + "/"):
-        raise FlattrError(f"{base} names an inbox outside itself: {inbox!r}")
+        raise FlattrError(said('%(base)s names an inbox outside itself: %(inbox)s', base=base, inbox=repr(inbox)))
     with database.atomic():
         peer = Peer.get_or_none(Peer.base_url == base)
         fields = dict(key_id=kid, public_key=jwk["x"], inbox_url=inbox, currency=cfg.currency, credit_limit=credit_limit, removed_at=None)
@@ -110,7 +111,7 @@ def remove_peer(url: str) -> Peer:
     base = normalize_base(url)
     peer = Peer.get_or_none((Peer.base_url == base) & Peer.removed_at.is_null())
     if peer is None:
-        raise NotFound(f"{base} is not a peer of this node")
+        raise NotFound(said('%(base)s is not a peer of this node', base=base))
     Peer.update(removed_at=utcnow()).where(Peer.id == peer.id).execute()
     return peer
 

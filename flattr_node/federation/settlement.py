@@ -31,6 +31,7 @@ from .. import ledger, periods
 from ..config import Config
 from ..db import database
 from ..errors import FlattrError, NotFound, Validation
+from ..i18n import said
 from ..models import Account, Flattr, Thing, User, utcnow
 from . import delivery, outbound, signing
 from .models import InboxFlattr, Peer, RemoteThing, Settlement
@@ -52,7 +53,7 @@ def clean_reference(text: str) -> str:
     try:
         return iso11649.validate(str(text))
     except iso11649.ValidationError:
-        raise Validation(f"{text!r} is not an ISO 11649 creditor reference (RF…)", field="reference") from None
+        raise Validation(said('%(text)s is not an ISO 11649 creditor reference (RF…)', text=repr(text)), field="reference") from None
 
 
 # --- the home node ---------------------------------------------------------------------
@@ -156,7 +157,7 @@ def mark_paid(reference: str) -> tuple[Settlement, bool]:
     with database.atomic():
         s = Settlement.get_or_none((Settlement.reference == ref) & (Settlement.direction == "payable"))
         if s is None:
-            raise NotFound(f"no statement this node owes has the reference {iso11649.format(ref)}")
+            raise NotFound(said('no statement this node owes has the reference %(ref)s', ref=iso11649.format(ref)))
         if s.status == "paid":
             return s, False
         payable = Account.get(Account.code == payable_code(s.peer_id))
@@ -170,20 +171,20 @@ def mark_paid(reference: str) -> tuple[Settlement, bool]:
 
 def _check_lines(cfg: Config, peer: Peer, data) -> tuple[str, str, int, list, dict[int, int]]:
     if not isinstance(data, dict) or data.get("type") != "Statement":
-        raise Validation("the body must be a JSON object of type Statement")
+        raise Validation(said('the body must be a JSON object of type Statement'))
     period, currency, total, lines = data.get("period"), data.get("currency"), data.get("total"), data.get("lines")
     if not isinstance(period, str) or not periods.is_valid(period):
-        raise Validation("period must be YYYY-MM")
+        raise Validation(said('period must be YYYY-MM'))
     if currency != cfg.currency:
-        raise Validation(f"this node counts in {cfg.currency}, not {currency!r}")
+        raise Validation(said('this node counts in %(currency)s, not %(currency2)s', currency=cfg.currency, currency2=repr(currency)))
     reference = clean_reference(data.get("reference", ""))
     if type(total) is not int or total <= 0:
-        raise Validation("total must be a positive whole number of cents")
+        raise Validation(said('total must be a positive whole number of cents'))
     if not isinstance(lines, list) or not 0 < len(lines) <= MAX_LINES:
-        raise Validation(f"lines must be a list of 1 to {MAX_LINES} lines")
+        raise Validation(said('lines must be a list of 1 to %(max_lines)s lines', max_lines=MAX_LINES))
     ids = [line.get("id") if isinstance(line, dict) else None for line in lines]
     if len(set(map(str, ids))) != len(ids):
-        raise Validation("a flattr appears twice in the statement")
+        raise Validation(said('a flattr appears twice in the statement'))
     delivered = {
         row.remote_id: row
         for row in InboxFlattr.select(InboxFlattr, Thing.id, Thing.owner)
@@ -203,7 +204,7 @@ def _check_lines(cfg: Config, peer: Peer, data) -> tuple[str, str, int, list, di
         more = f" (and {len(bad) - MAX_LISTED} more)" if len(bad) > MAX_LISTED else ""
         raise Validation(f"{len(bad)} of {len(lines)} lines refused, so the whole statement is: " + "; ".join(bad[:MAX_LISTED]) + more)
     if sum(per_owner.values()) != total:
-        raise Validation(f"the lines add up to {sum(per_owner.values())}, not the total {total}")
+        raise Validation(said('the lines add up to %(value)s, not the total %(total)s', value=sum(per_owner.values()), total=total))
     return period, reference, total, lines, per_owner
 
 
@@ -234,7 +235,7 @@ def receive(cfg: Config, method: str, url: str, headers: dict, body: bytes, data
         if existing is not None:
             if existing.reference == reference and existing.total == total:
                 return 200, {"status": "duplicate", "reference": reference}
-            raise FlattrError(f"a statement for {period} was already accepted from this node ({existing.reference})")
+            raise FlattrError(said('a statement for %(period)s was already accepted from this node (%(reference)s)', period=period, reference=existing.reference))
         receivable = Account.get(Account.code == receivable_code(peer.id))
         moves = [(receivable.id, -total)]
         for owner_id, amount in per_owner.items():
@@ -256,9 +257,9 @@ def confirm_settlement(reference: str, amount: int | None = None) -> tuple[Settl
     with database.atomic():
         s = Settlement.get_or_none((Settlement.reference == ref) & (Settlement.direction == "receivable"))
         if s is None:
-            raise NotFound(f"no statement owed to this node has the reference {iso11649.format(ref)}")
+            raise NotFound(said('no statement owed to this node has the reference %(ref)s', ref=iso11649.format(ref)))
         if amount is not None and amount != s.total:
-            raise Validation(f"{iso11649.format(ref)} is for {s.total} cents, not {amount}")
+            raise Validation(said('%(ref)s is for %(total)s cents, not %(amount)s', ref=iso11649.format(ref), total=s.total, amount=amount))
         if s.status == "confirmed":
             return s, False
         per_owner: dict[int, int] = defaultdict(int)
@@ -319,7 +320,7 @@ def compare_with(cfg: Config, peer: Peer) -> list[str]:
     response = signing.send(cfg, "POST", f"{peer.base_url}/federation/settlements", {"type": "SettlementQuery"})
     data = outbound.json_of(response)
     if response.status_code != 200 or not isinstance(data.get("settlements"), list):
-        raise outbound.PeerUnreachable(f"{peer.base_url} answered {response.status_code}: {data.get('error_description', '')}")
+        raise outbound.PeerUnreachable(said('%(base_url)s answered %(status_code)s: %(value)s', base_url=peer.base_url, status_code=response.status_code, value=data.get('error_description', '')))
     flip = {"payable": "receivable", "receivable": "payable"}
     theirs = {(s.get("period"), flip.get(s.get("direction")), s.get("reference")): s.get("total") for s in data["settlements"] if isinstance(s, dict)}
     ours = {(s.period, s.direction, s.reference): s.total for s in listing(peer) if s.status != "refused"}

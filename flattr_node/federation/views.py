@@ -14,6 +14,7 @@ from flask_wtf import FlaskForm
 
 from .. import public
 from ..errors import FlattrError, NotFound, Validation
+from ..i18n import said
 from ..models import User
 from ..services import embeds, flattring
 from ..services import things as things_service
@@ -140,7 +141,7 @@ def authorize_interaction():
     thing = remote.known_thing(peer, remote_id)
     if request.method == "POST":
         if not form.validate_on_submit():
-            raise FlattrError("the form expired: go back and try again")
+            raise FlattrError(said("the form expired: go back and try again"))
         try:
             flattr = remote.flattr_remote(cfg(), user, peer, remote_id)
         except FlattrError as e:
@@ -189,7 +190,7 @@ def from_your_node(thing_id):
     if request.method == "POST":
         try:
             if not form.validate_on_submit():
-                raise FlattrError("the form expired: go back and try again")
+                raise FlattrError(said("the form expired: go back and try again"))
             target = _interaction_url(request.form.get("handle", ""), thing_id, public.popup_args())
             # A page that moves on by itself, not a redirect: the page's CSP
             # (form-action 'self') forbids a form to end up on another origin.
@@ -214,7 +215,7 @@ def from_your_node_done(thing_id):
 def _interaction_url(handle: str, thing_id: int, popup: dict) -> str:
     found = HANDLE.match(handle.strip())
     if found is None:
-        raise Validation("give your handle as name@your-node (for example kim@flattr.example.org)", field="handle")
+        raise Validation(said("give your handle as name@your-node (for example kim@flattr.example.org)"), field="handle")
     name, host = found.groups()
     peer = next((p for p in peers.list_peers() if urlsplit(p.base_url).netloc == host.lower()), None)
     if peer is None:

@@ -13,6 +13,7 @@ from peewee import JOIN
 
 from ..db import database
 from ..errors import NotFound, Validation
+from ..i18n import said
 from ..models import ApiToken, User, utcnow
 from ..services.validate import text
 from .models import OAuthClient, OAuthRefresh
@@ -36,14 +37,14 @@ def check_redirect_uri(uri) -> str:
     address (RFC 8252 §7.3), or a private-use scheme such as
     com.example.app:/cb (RFC 8252 §7.1); absolute, no fragment."""
     if not isinstance(uri, str) or not uri.strip() or len(uri) > 2000:
-        raise Validation("a redirect URI is required (at most 2000 characters)", field="redirect_uris")
+        raise Validation(said('a redirect URI is required (at most 2000 characters)'), field="redirect_uris")
     uri = uri.strip()
     try:
         parts = urlsplit(uri)
     except ValueError:
-        raise Validation(f"{uri!r} is not a valid URI", field="redirect_uris") from None
+        raise Validation(said('%(uri)s is not a valid URI', uri=repr(uri)), field="redirect_uris") from None
     if parts.fragment or "#" in uri or any(ord(c) < 33 for c in uri):
-        raise Validation(f"{uri!r}: a redirect URI has no fragment and no spaces", field="redirect_uris")
+        raise Validation(said('%(uri)s: a redirect URI has no fragment and no spaces', uri=repr(uri)), field="redirect_uris")
     scheme = parts.scheme.lower()
     if scheme == "https" and parts.hostname:
         return uri
@@ -52,7 +53,7 @@ def check_redirect_uri(uri) -> str:
     if "." in scheme and scheme not in ("http", "https") and not parts.netloc:
         return uri  # a native app's private-use scheme
     raise Validation(
-        f"{uri!r}: use https://, http:// on a loopback address (127.0.0.1, [::1]), or an app's own scheme",
+        said("%(uri)s: use https://, http:// on a loopback address (127.0.0.1, [::1]), or an app's own scheme", uri=repr(uri)),
         field="redirect_uris",
     )
 
@@ -88,9 +89,9 @@ def create_client(owner: User | None, name, redirect_uris) -> tuple[OAuthClient,
     if isinstance(redirect_uris, str):
         redirect_uris = redirect_uris.split()
     if not isinstance(redirect_uris, (list, tuple)) or not redirect_uris:
-        raise Validation("at least one redirect URI is required", field="redirect_uris")
+        raise Validation(said('at least one redirect URI is required'), field="redirect_uris")
     if len(redirect_uris) > MAX_REDIRECT_URIS:
-        raise Validation(f"at most {MAX_REDIRECT_URIS} redirect URIs", field="redirect_uris")
+        raise Validation(said('at most %(max_redirect_uris)s redirect URIs', max_redirect_uris=MAX_REDIRECT_URIS), field="redirect_uris")
     uris = list(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
     secret = "fncs_" + secrets.token_urlsafe(32)
     client = OAuthClient.create(
@@ -134,7 +135,7 @@ def delete_client(owner: User, client_pk: int) -> None:
     with database.atomic():
         client = OAuthClient.get_or_none((OAuthClient.id == client_pk) & (OAuthClient.owner == owner))
         if client is None or client.revoked_at is not None:
-            raise NotFound("no such app")
+            raise NotFound(said('no such app'))
         now = utcnow()
         OAuthClient.update(revoked_at=now).where(OAuthClient.id == client.id).execute()
         ApiToken.update(revoked_at=now).where((ApiToken.oauth_client_id == client.id) & ApiToken.revoked_at.is_null()).execute()
@@ -163,6 +164,6 @@ def allowed_apps(user: User) -> list[tuple[ApiToken, OAuthClient]]:
 def revoke_app_for(user: User, token_id: int) -> None:
     token = ApiToken.get_or_none((ApiToken.id == token_id) & (ApiToken.user == user) & ApiToken.oauth_client_id.is_null(False))
     if token is None:
-        raise NotFound("no such app access")
+        raise NotFound(said('no such app access'))
     with database.atomic():
         revoke_grant(token.id)

@@ -17,6 +17,7 @@ from flask_login import current_user
 import plugin_bridge as pb
 
 from ..errors import FlattrError, NotFound, Validation
+from ..i18n import said
 from ..models import Flattr, User
 from ..money import format_amount
 from ..services import embeds, flattring, sites
@@ -195,7 +196,7 @@ def autosubmit():
 def _size_arg() -> str:
     size = request.args.get("size", "default")
     if size not in pb.SIZES:
-        raise Validation(f"size must be one of {', '.join(pb.SIZES)}", field="size")
+        raise Validation(said('size must be one of %(sizes)s', sizes=', '.join(pb.SIZES)), field="size")
     return size
 
 
@@ -272,7 +273,7 @@ def _dimension(name: str) -> int | None:
     if value is None or value == "":
         return None
     if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= 10000:
-        raise Validation(f"{name} must be a whole number of pixels between 1 and 10000", field=name)
+        raise Validation(said('%(name)s must be a whole number of pixels between 1 and 10000', name=name), field=name)
     return int(value)
 
 
@@ -284,7 +285,7 @@ def oembed():
         abort(501, description=f"format {fmt[:20]!r} is not supported: use json or xml")
     url = request.args.get("url")
     if not url:
-        raise Validation("url is required", field="url")
+        raise Validation(said('url is required'), field="url")
     maxwidth, maxheight = _dimension("maxwidth"), _dimension("maxheight")
     target = embeds.resolve(cfg(), url)
     doc = pb.oembed(target, maxwidth=maxwidth, maxheight=maxheight)

@@ -10,6 +10,7 @@ from peewee import JOIN, Case, fn
 from .. import periods
 from ..config import Config
 from ..errors import NotFound, Validation
+from ..i18n import said
 from ..models import CATEGORIES, Flattr, Thing, User, utcnow
 from .validate import text
 
@@ -37,7 +38,7 @@ def directory(cfg: Config, q: str = "", category: str = "", tag: str = "", now: 
     q = text(q, "q", 100)
     tag = text(tag, "tag", 40).lower()
     if category and category not in CATEGORIES:
-        raise Validation(f"category must be one of {', '.join(CATEGORIES)}", field="category")
+        raise Validation(said('category must be one of %(categories)s', categories=', '.join(CATEGORIES)), field="category")
     period = periods.name_of(now or utcnow(), cfg.tz)
     things = Thing.select(Thing.owner, fn.COUNT(Thing.id)).where(_visible_things())
     if category:
@@ -72,7 +73,7 @@ class Profile:
 def profile(cfg: Config, username: str, now: dt.datetime | None = None) -> Profile:
     user = User.get_or_none(User.username == str(username).strip().lower())
     if user is None or user.is_suspended:
-        raise NotFound(f"no person called {username!r} on this node")
+        raise NotFound(said('no person called %(username)s on this node', username=repr(username)))
     period = periods.name_of(now or utcnow(), cfg.tz)
     this_period = fn.SUM(Case(None, [((Flattr.period == period), 1)], 0))
     things = list(

@@ -14,6 +14,7 @@ from plugin_bridge import AutoSubmit, ThingRef
 
 from ..config import Config
 from ..errors import NotFound, Validation
+from ..i18n import said
 from ..models import Thing, User
 from ..urls import normalize_url
 from . import flattring, sites
@@ -43,7 +44,7 @@ def autosubmit_ref(cfg: Config, params: dict) -> ThingRef | AutoSubmit:
     sites.check_autosubmit_owner(fields["url"], owner)
     title = fields.get("title") or fields["url"]
     if len(title) > 200 or len(fields.get("description") or "") > 5000:
-        raise Validation("title (200) or description (5000 characters) is too long", field="title")
+        raise Validation(said('title (200) or description (5000 characters) is too long'), field="title")
     return AutoSubmit(
         node=cfg.base_url,
         user_id=owner.username,
@@ -57,12 +58,12 @@ def resolve(cfg: Config, url: str) -> ThingRef | AutoSubmit:
     """What an oEmbed `url` names: a thing page on the node, an auto-submit URL
     or a registered thing's own URL. NotFound for anything else."""
     if not isinstance(url, str) or not url.strip():
-        raise NotFound("url is required")
+        raise NotFound(said('url is required'))
     url = url.strip()
     try:
         normalized = normalize_url(url)
     except Validation:
-        raise NotFound("no thing on this node for that URL") from None
+        raise NotFound(said('no thing on this node for that URL')) from None
     base = urlsplit(normalize_url(cfg.base_url))
     parts = urlsplit(normalized)
     if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
@@ -75,7 +76,7 @@ def resolve(cfg: Config, url: str) -> ThingRef | AutoSubmit:
             try:
                 return autosubmit_ref(cfg, params)
             except Validation as e:
-                raise NotFound(f"not a valid auto-submit URL: {e.description}") from None
+                raise NotFound(said('not a valid auto-submit URL: %(description)s', description=e.description)) from None
     return thing_ref(cfg, things_service.lookup(url))
 
 
@@ -102,18 +103,18 @@ def snippet_for(
     import plugin_bridge as pb
 
     if platform not in pb.PLATFORMS:
-        raise Validation(f"platform must be one of {', '.join(pb.PLATFORMS)}", field="platform")
+        raise Validation(said('platform must be one of %(platforms)s', platforms=', '.join(pb.PLATFORMS)), field="platform")
     if size not in pb.SIZES:
-        raise Validation(f"size must be one of {', '.join(pb.SIZES)}", field="size")
+        raise Validation(said('size must be one of %(sizes)s', sizes=', '.join(pb.SIZES)), field="size")
     if (thing_id is None) == (username is None):
-        raise Validation("give either a thing id, or a username (with a URL, or alone for a template)", field="thing")
+        raise Validation(said('give either a thing id, or a username (with a URL, or alone for a template)'), field="thing")
     if thing_id is not None:
         if url is not None:
-            raise Validation("give a URL only with a username (auto-submit), not with a thing id", field="url")
+            raise Validation(said('give a URL only with a username (auto-submit), not with a thing id'), field="url")
         return pb.snippet(platform, thing_ref(cfg, things_service.get_thing(thing_id)), size, with_script)
     owner = User.get_or_none(User.username == str(username).strip().lower())
     if owner is None:
-        raise NotFound(f"no person called {username!r} on this node")
+        raise NotFound(said('no person called %(username)s on this node', username=repr(username)))
     if url is None:
         try:
             return pb.template_snippet(platform, cfg.base_url, owner.username, size)

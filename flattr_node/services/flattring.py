@@ -9,8 +9,8 @@ from .. import ledger, periods, webhooks
 from ..config import Config
 from ..db import database, dialect, execute
 from ..errors import FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, PeriodClosed, Validation
+from ..i18n import Amount, said
 from ..models import Flattr, Period, Thing, User, utcnow
-from ..money import format_amount
 from ..rules import split_evenly
 from ..urls import normalize_url
 from . import people
@@ -63,24 +63,25 @@ def record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr:
     period = periods.name_of(now, cfg.tz)
     row = _flattr_context(thing_id, period, giver)
     if row is None:
-        raise NotFound(f"no thing with id {thing_id}")
+        raise NotFound(said('no thing with id %(thing_id)s', thing_id=thing_id))
     tid, owner_id, url, title, archived, username, state, funds, hooks = row
     thing = Thing(id=tid, owner=User(id=owner_id, username=username), url=url, title=title, archived=bool(archived))
     if thing.owner_id == giver.id:
-        raise FlattrOwner("you cannot flattr your own thing")
+        raise FlattrOwner(said('you cannot flattr your own thing'))
     if thing.archived:
-        raise Forbidden("this thing is archived and can no longer be flattred")
+        raise Forbidden(said('this thing is archived and can no longer be flattred'))
     if state != "open":
-        raise PeriodClosed(f"the period {period} is {state}: no flattr can be added to it")
+        raise PeriodClosed(said('the period %(period)s is %(state)s: no flattr can be added to it', period=period, state=state))
     funds = funds or 0
     if funds < cfg.min_monthly_budget:
         raise NoMoney(
-            f"you need at least {format_amount(cfg.min_monthly_budget, cfg.currency)} in your funds to flattr "
-            f"(you have {format_amount(funds, cfg.currency)}): open a deposit with POST /api/v1/deposits "
-            "or on your dashboard, or move revenue into your funds",
-            words="You need at least {} in your funds to flattr, and you have {}: add funds on your dashboard's "
-            "Deposits page (or move revenue into your funds), then flattr again.",
-            amounts=(cfg.min_monthly_budget, funds),
+            said('you need at least %(min_monthly_budget)s in your funds to flattr (you have %(funds)s): open a deposit with POST /api/v1/deposits or on your dashboard, or move revenue into your funds', min_monthly_budget=Amount(cfg.min_monthly_budget, cfg.currency), funds=Amount(funds, cfg.currency)),
+            words=said(
+                "You need at least %(least)s in your funds to flattr, and you have %(funds)s: add funds on your dashboard's "
+                "Deposits page (or move revenue into your funds), then flattr again.",
+                least=Amount(cfg.min_monthly_budget, cfg.currency),
+                funds=Amount(funds, cfg.currency),
+            ),
         )
     # The insert itself makes sure, with the period's row share-locked on
     # PostgreSQL, that the period is still open: a close that claims it
@@ -102,15 +103,15 @@ def record(cfg: Config, giver: User, thing_id: int, now: dt.datetime) -> Flattr:
     if row is None:
         state = execute("SELECT status FROM period WHERE name = ?", (period,)).fetchone()[0]
         if state != "open":
-            raise PeriodClosed(f"the period {period} is {state}: no flattr can be added to it")
-        raise FlattrOnce(f"you already flattred this thing in {period}: one flattr per thing per month")
+            raise PeriodClosed(said('the period %(period)s is %(state)s: no flattr can be added to it', period=period, state=state))
+        raise FlattrOnce(said('you already flattred this thing in %(period)s: one flattr per thing per month', period=period))
     return Flattr(id=row[0], giver=giver, thing=thing, owner=thing.owner, period=period, created_at=now, status="pending")
 
 
 def flattr_thing(cfg: Config, giver: User, thing_id, now: dt.datetime | None = None) -> Flattr:
     number = row_id(thing_id)
     if number is None:
-        raise NotFound("no such thing")
+        raise NotFound(said('no such thing'))
     with database.atomic():  # one transaction on both engines (SQLite: IMMEDIATE, writers queue up front)
         return record(cfg, giver, number, now or utcnow())
 
@@ -131,10 +132,10 @@ def thing_for_autosubmit(params: dict) -> tuple[Thing | None, User, dict]:
     """Resolve an auto-submit request: (existing thing or None, owner, thing fields)."""
     user_id = params.get("user_id") or ""
     if not user_id:
-        raise Validation("user_id is required for auto-submit", field="user_id")
+        raise Validation(said('user_id is required for auto-submit'), field="user_id")
     owner = people.find_user(user_id)
     if owner is None or owner.is_suspended:
-        raise NotFound(f"no person called {user_id!r} on this node")
+        raise NotFound(said('no person called %(user_id)s on this node', user_id=repr(user_id)))
     fields = {k: params[k] for k in ("url", "title", "description", "category", "language", "tags", "hidden") if k in params}
     fields["url"] = normalize_url(fields.get("url"))
     if not fields.get("title"):
@@ -143,8 +144,7 @@ def thing_for_autosubmit(params: dict) -> tuple[Thing | None, User, dict]:
     if existing is not None and existing.owner_id != owner.id:
         # The button says whom it pays: never anyone else (a thing grabbed first).
         raise Forbidden(
-            f"{fields['url']} is registered on this node by {existing.owner.username}, not by {owner.username}: "
-            f"this button would pay someone other than {owner.username}, so it is refused"
+            said('%(url)s is registered on this node by %(username)s, not by %(username2)s: this button would pay someone other than %(username2)s, so it is refused', url=fields['url'], username=existing.owner.username, username2=owner.username)
         )
     return existing, owner, fields
 
@@ -153,7 +153,7 @@ def flattr_url(cfg: Config, giver: User, url, now: dt.datetime | None = None) ->
     """POST /flattr: a registered thing's URL, or an auto-submit URL (SPEC §3)."""
     now = now or utcnow()
     if not isinstance(url, str) or not url.strip():
-        raise Validation("url is required", field="url")
+        raise Validation(said('url is required'), field="url")
     params = autosubmit_params(cfg, url.strip())
     from ..federation import remote
 
@@ -173,7 +173,7 @@ def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime |
     if existing is not None:
         return flattr_thing(cfg, giver, existing.id, now)
     if owner.id == giver.id:
-        raise FlattrOwner("you cannot flattr your own thing")
+        raise FlattrOwner(said('you cannot flattr your own thing'))
     from . import sites
 
     sites.check_autosubmit_owner(fields["url"], owner)
@@ -186,7 +186,7 @@ def flattr_autosubmit(cfg: Config, giver: User, params: dict, now: dt.datetime |
 
 def flattrs_of(user: User, period: str | None, incoming: bool = False) -> list[Flattr]:
     if period is not None and not periods.is_valid(period):
-        raise Validation("period must be YYYY-MM", field="period")
+        raise Validation(said('period must be YYYY-MM'), field="period")
     who = Flattr.owner if incoming else Flattr.giver
     # The giver's and owner's usernames come with each row (the API shows
     # them): two lookups per flattr before, for up to 1000 flattrs.
@@ -218,7 +218,7 @@ def count_this_period(cfg: Config, thing_id) -> int:
             (periods.name_of(utcnow(), cfg.tz), periods.name_of(utcnow(), cfg.tz), number),
         ).fetchone()
     if row is None:
-        raise NotFound(f"no thing with id {thing_id}")
+        raise NotFound(said('no thing with id %(thing_id)s', thing_id=thing_id))
     return row[0]
 
 

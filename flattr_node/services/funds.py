@@ -13,8 +13,8 @@ from ..bank import references
 from ..config import Config
 from ..db import database, execute, lock_accounts, locked
 from ..errors import NoMoney, NotFound, Validation
+from ..i18n import Amount, said, said_n
 from ..models import Account, Deposit, Payout, User, utcnow
-from ..money import format_amount
 from . import notices
 from .validate import row_id, whole_number
 
@@ -66,12 +66,17 @@ def open_deposit(user: User, amount) -> Deposit:
     amount = whole_number(amount, "amount")
     if not 1 <= amount <= MAX_DEPOSIT:
         raise Validation(
-            f"amount must be between 1 and {MAX_DEPOSIT} cents", field="amount", words="A deposit must be between {} and {}.", amounts=(1, MAX_DEPOSIT)
+            said('amount must be between 1 and %(max_deposit)s cents', max_deposit=MAX_DEPOSIT), field="amount",
+            words=said("A deposit must be between %(least)s and %(most)s.", least=Amount(1), most=Amount(MAX_DEPOSIT)),
         )
     with database.atomic():
         pending = Deposit.select().where((Deposit.user == user) & (Deposit.status == "pending")).count()
         if pending >= MAX_PENDING_DEPOSITS:
-            raise Validation(f"you have {pending} deposits waiting for payment: pay or cancel some first", field="amount")
+            raise Validation(said_n(
+                    "you have %(num)d deposit waiting for payment: pay or cancel it first",
+                    "you have %(num)d deposits waiting for payment: pay or cancel some first",
+                    pending,
+                ), field="amount")
         return _create_deposit(user.id, amount)
 
 
@@ -83,10 +88,10 @@ def find_deposit(id_or_reference) -> Deposit:
     elif _REFERENCE.match(_clean_reference(text)) or references.normalize(_clean_reference(text)):
         query = query.where(Deposit.reference == _clean_reference(text))
     else:  # not a reference (a NUL would even upset PostgreSQL): nothing to find
-        raise NotFound(f"no deposit {text!r}")
+        raise NotFound(said('no deposit %(text)s', text=repr(text)))
     deposit = locked(query).first()
     if deposit is None:
-        raise NotFound(f"no deposit {text!r}")
+        raise NotFound(said('no deposit %(text)s', text=repr(text)))
     return deposit
 
 
@@ -97,7 +102,7 @@ def confirm_deposit(id_or_reference, now: dt.datetime | None = None) -> tuple[De
         if deposit.status == "confirmed":
             return deposit, False
         if deposit.status == "cancelled":
-            raise Validation(f"deposit {deposit.reference} was cancelled and cannot be confirmed")
+            raise Validation(said('deposit %(reference)s was cancelled and cannot be confirmed', reference=deposit.reference))
         lock_accounts(["node:external", ledger.user_code(deposit.user_id, "funds")])
         txn, _ = ledger.post(
             f"deposit:{deposit.id}:confirm",
@@ -150,9 +155,9 @@ def cancel_deposit(id_or_reference, user: User | None = None) -> Deposit:
     with database.atomic():
         deposit = find_deposit(id_or_reference)
         if user is not None and deposit.user_id != user.id:
-            raise NotFound(f"no deposit {id_or_reference!r}")
+            raise NotFound(said('no deposit %(id_or_reference)s', id_or_reference=repr(id_or_reference)))
         if deposit.status != "pending":
-            raise Validation(f"deposit {deposit.reference} is {deposit.status}, not pending")
+            raise Validation(said('deposit %(reference)s is %(status)s, not pending', reference=deposit.reference, status=deposit.status))
         Deposit.update(status="cancelled").where(Deposit.id == deposit.id).execute()
         return Deposit.get_by_id(deposit.id)
 
@@ -180,13 +185,13 @@ def open_topups(cfg: Config, now: dt.datetime | None = None) -> int:
 def request_payout(cfg: Config, user: User, amount) -> Payout:
     amount = whole_number(amount, "amount")
     if amount < cfg.min_payout:
-        raise Validation(f"the smallest payout is {format_amount(cfg.min_payout, cfg.currency)}", field="amount")
+        raise Validation(said('the smallest payout is %(min_payout)s', min_payout=Amount(cfg.min_payout, cfg.currency)), field="amount")
     account = bank_payouts.require_account(user)  # SPEC §7: no payout without a payout account
     with database.atomic():
         lock_accounts([ledger.user_code(user.id, "revenue"), "node:payouts"])  # two requests cannot both spend it
         revenue = locked(Account.select(Account.balance).where(Account.code == ledger.user_code(user.id, "revenue"))).scalar() or 0
         if amount > revenue:
-            raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot withdraw {format_amount(amount, cfg.currency)}")
+            raise NoMoney(said('your revenue is %(revenue)s: you cannot withdraw %(amount)s', revenue=Amount(revenue, cfg.currency), amount=Amount(amount, cfg.currency)))
         payout = Payout.create(user=user, amount=amount)
         bank_payouts.record_transfer(payout, "revenue", account)
         ledger.post(
@@ -201,15 +206,15 @@ def request_payout(cfg: Config, user: User, amount) -> Payout:
 def _settle(payout_id, status: str) -> tuple[Payout, bool]:
     payout_id = row_id(payout_id)
     if payout_id is None:
-        raise NotFound("no such payout")
+        raise NotFound(said('no such payout'))
     with database.atomic():
         payout = locked(Payout.select().where(Payout.id == payout_id)).first()
         if payout is None:
-            raise NotFound(f"no payout {payout_id}")
+            raise NotFound(said('no payout %(payout_id)s', payout_id=payout_id))
         if payout.status == status:
             return payout, False
         if payout.status != "requested":
-            raise Validation(f"payout {payout.id} is already {payout.status}")
+            raise Validation(said('payout %(id)s is already %(status)s', id=payout.id, status=payout.status))
         source = bank_payouts.source_of(payout.id)  # revenue, or funds for a refund: where a failed one returns
         lock_accounts(["node:payouts", "node:external" if status == "paid" else ledger.user_code(payout.user_id, source)])
         back_to = ledger.node_account("external") if status == "paid" else ledger.user_account(payout.user_id, source)
@@ -239,9 +244,9 @@ def mark_failed(payout_id) -> tuple[Payout, bool]:
 def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | None = None) -> bool:
     amount = whole_number(amount, "amount")
     if amount < 1:
-        raise Validation("amount must be at least 1 cent", field="amount", words="Amount must be at least {}.", amounts=(1,))
+        raise Validation(said('amount must be at least 1 cent'), field="amount", words=said("Amount must be at least %(least)s.", least=Amount(1)))
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 64):
-        raise Validation("Idempotency-Key must be 1-64 characters", field="Idempotency-Key")
+        raise Validation(said('Idempotency-Key must be 1-64 characters'), field="Idempotency-Key")
     key = f"revenue-to-funds:{user.id}:{idempotency_key or uuid.uuid4().hex}"
     with database.atomic():
         lock_accounts([ledger.user_code(user.id, "funds"), ledger.user_code(user.id, "revenue")])
@@ -255,13 +260,12 @@ def revenue_to_funds(cfg: Config, user: User, amount, idempotency_key: str | Non
             )
             if moved != amount:  # a retry must repeat the request, as with Stripe
                 raise Validation(
-                    f"this Idempotency-Key was used to move {format_amount(moved or 0, cfg.currency)}, not "
-                    f"{format_amount(amount, cfg.currency)}: use a new key for a new move",
+                    said('this Idempotency-Key was used to move %(value)s, not %(amount)s: use a new key for a new move', value=Amount(moved or 0, cfg.currency), amount=Amount(amount, cfg.currency)),
                     field="Idempotency-Key",
                 )
             return False
         if amount > revenue:
-            raise NoMoney(f"your revenue is {format_amount(revenue, cfg.currency)}: you cannot move {format_amount(amount, cfg.currency)}")
+            raise NoMoney(said('your revenue is %(revenue)s: you cannot move %(amount)s', revenue=Amount(revenue, cfg.currency), amount=Amount(amount, cfg.currency)))
         _, created = ledger.post(
             key,
             "revenue_to_funds",

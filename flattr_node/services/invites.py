@@ -14,6 +14,7 @@ from peewee import JOIN
 from ..config import Config
 from ..db import database, dialect
 from ..errors import Forbidden, Validation
+from ..i18n import said
 from ..models import User, utcnow
 from ..models_web import Invite
 from . import people
@@ -53,15 +54,15 @@ def sign_up(cfg: Config, username: str, email: str, password: str, code: str | N
         dialect().advisory_lock(7294002)
         first = node_is_fresh()
         if cfg.signup == "closed":
-            raise Forbidden("sign-up is closed on this node: ask its operator to add you")
+            raise Forbidden(said('sign-up is closed on this node: ask its operator to add you'))
         invite = None
         if cfg.signup == "invite" and not first:
             cleaned = clean_code(code)
             if not cleaned:
-                raise Validation("an invite code is needed to join this node", field="code")
+                raise Validation(said('an invite code is needed to join this node'), field="code")
             invite = Invite.get_or_none(Invite.code == cleaned)
             if invite is None or invite.used_by_id is not None:
-                raise Validation("that invite code is unknown or has been used", field="code")
+                raise Validation(said('that invite code is unknown or has been used'), field="code")
         user = people.insert_user(cfg, person, operator=first)
         if invite is not None:
             taken = (
@@ -70,7 +71,7 @@ def sign_up(cfg: Config, username: str, email: str, password: str, code: str | N
                 .execute()
             )
             if not taken:
-                raise Validation("that invite code has just been used", field="code")
+                raise Validation(said('that invite code has just been used'), field="code")
         return user
 
 

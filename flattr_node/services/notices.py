@@ -8,8 +8,11 @@ the facts it stored: `queue_closed_periods` writes every notice of a closed
 period in one transaction with a marker row (NoticeScan), so a crash before
 it only delays them to the next tick.
 
-E-mail goes out after the commit, from the scheduler (`send_pending`):
-each notice is claimed with a lease so that two processes never send it
+E-mail goes out after the commit (`send_pending`): `kick`, called when a
+request, a scheduler job or a command is done, hands it to the mailer's
+thread at once if that thread queued a notice; the scheduler's one-minute
+job sends what a kick missed (SMTP down, a process killed). Each notice is
+claimed with a lease so that two processes never send it
 both, and marked sent after the SMTP server accepted it. A process killed
 between the two resends it once its lease ends; the Message-ID stays the
 same, so mail software can drop the copy. Every e-mail has a one-click
@@ -24,6 +27,7 @@ import hashlib
 import json
 import logging
 import smtplib
+import threading
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
@@ -34,6 +38,7 @@ from .. import i18n, periods
 from ..config import Config
 from ..db import database, execute, insert_rows
 from ..errors import NotFound, Validation
+from ..i18n import said
 from ..models import User, utcnow
 from ..models_sup import NOTICE_KINDS, Notice, NoticeOptOut, NoticeScan
 from ..money import format_amount
@@ -44,6 +49,7 @@ MAX_ATTEMPTS = 5
 MAIL_MAX_AGE = dt.timedelta(days=3)  # older notices are not mailed late (SMTP set up afterwards)
 BATCH = 50
 CLOSE_LIST = 20  # things named in a month's notice; the rest are counted
+_queued = threading.local()  # this thread queued a notice since its last kick
 
 
 def queue(user_id: int, kind: str, key: str, params: dict, now: dt.datetime | None = None) -> None:
@@ -57,6 +63,7 @@ def queue(user_id: int, kind: str, key: str, params: dict, now: dt.datetime | No
     Notice.insert(
         user=user_id, kind=kind, key=key, params=json.dumps(params), created_at=now or utcnow(), mail=mail
     ).on_conflict_ignore().execute()
+    _queued.any = True
 
 
 def queue_many(kind: str, items: list[tuple[int, str, dict]], now: dt.datetime | None = None) -> None:
@@ -71,6 +78,7 @@ def queue_many(kind: str, items: list[tuple[int, str, dict]], now: dt.datetime |
     rows = [(u, kind, key, json.dumps(params), when, "none" if u in out else "pending", 0) for u, key, params in items]
     fields = [Notice.user, Notice.kind, Notice.key, Notice.params, Notice.created_at, Notice.mail, Notice.attempts]
     insert_rows(Notice, fields, rows, ignore_conflicts=True)
+    _queued.any = True
 
 
 # --- the month close ----------------------------------------------------------
@@ -147,6 +155,8 @@ def _insert_many(kind: str, items: list[tuple[int, str, dict]], now: dt.datetime
     ]
     for i in range(0, len(rows), 500):
         Notice.insert_many(rows[i : i + 500]).on_conflict_ignore().execute()
+    if rows:
+        _queued.any = True
 
 
 # --- words ----------------------------------------------------------------------
@@ -213,10 +223,14 @@ def describe(cfg: Config, notice: Notice, lang: str) -> tuple[str, str]:
             "month": month, "amount": money(p["amount"]), "flattrs": flattrs, "things": things}  # fmt: skip
     elif notice.kind == "webhook_disabled":
         subject = _("Your webhook endpoint %(url)s is disabled") % {"url": p["url"]}
-        text = _(
+        error = i18n.from_dict(p["error_said"]).shown(t, lang) if p.get("error_said") else p["error"]
+        text = n_(
+            "The node stopped sending events to %(url)s: a message failed %(num)d time (%(error)s). "
+            "Fix the endpoint, then enable it again or send the message again on your dashboard's Webhooks page.",
             "The node stopped sending events to %(url)s: a message failed %(num)d times (%(error)s). "
-            "Fix the endpoint, then enable it again or send the message again on your dashboard's Webhooks page."
-        ) % {"url": p["url"], "num": p["attempts"], "error": p["error"]}
+            "Fix the endpoint, then enable it again or send the message again on your dashboard's Webhooks page.",
+            p["attempts"],
+        ) % {"url": p["url"], "num": p["attempts"], "error": error}
     else:  # subscription
         month = _month(p["period"], lang)
         subject = _("Your subscription could not flattr “%(thing)s”") % {"thing": p["thing"]}
@@ -254,7 +268,7 @@ def mailed_kinds(user: User) -> dict[str, bool]:
 
 def set_mailed(user_id: int, kind: str, on: bool) -> None:
     if kind not in NOTICE_KINDS:
-        raise Validation(f"there is no kind of notice called {kind!r}", field="kind")
+        raise Validation(said('there is no kind of notice called %(kind)s', kind=repr(kind)), field="kind")
     with database.atomic():
         if on:
             NoticeOptOut.delete().where((NoticeOptOut.user == user_id) & (NoticeOptOut.kind == kind)).execute()
@@ -285,10 +299,10 @@ def read_token(cfg: Config, token: str) -> tuple[User, str]:
     try:
         user_id, kind = _serializer(cfg).loads(str(token))
     except (BadSignature, ValueError, TypeError, UnicodeError):
-        raise NotFound("this unsubscribe link is not valid: use the link of the e-mail as it came") from None
+        raise NotFound(said('this unsubscribe link is not valid: use the link of the e-mail as it came')) from None
     user = User.get_or_none(User.id == user_id) if isinstance(user_id, int) and kind in NOTICE_KINDS else None
     if user is None:
-        raise NotFound("this unsubscribe link is not valid: use the link of the e-mail as it came")
+        raise NotFound(said('this unsubscribe link is not valid: use the link of the e-mail as it came'))
     return user, kind
 
 
@@ -333,6 +347,23 @@ def message_for(cfg: Config, notice: Notice, user: User) -> EmailMessage:
     stop = _("To stop e-mails of this kind, open: %(link)s") % {"link": link}
     message.set_content(f"{text}\n\n-- \n{footer}\n{stop}\n")
     return message
+
+
+def kick(cfg: Config) -> None:
+    """After the commit: if this thread queued notices, mail them now from
+    the mailer's thread. Sending twice is impossible (the claim decides);
+    a notice whose transaction rolled back is simply not there."""
+    from .. import mailer
+
+    if not getattr(_queued, "any", False):
+        return
+    _queued.any = False
+
+    def send():
+        with database.connection_context():
+            send_pending(cfg)
+
+    mailer.run_later(cfg, send, "the pending notices")
 
 
 def send_pending(cfg: Config, now: dt.datetime | None = None) -> int:

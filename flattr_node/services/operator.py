@@ -9,6 +9,7 @@ from __future__ import annotations
 from .. import ledger
 from ..db import database
 from ..errors import Forbidden, NotFound
+from ..i18n import said
 from ..models import Account, CheckRun, Deposit, Payout, Period, User
 
 
@@ -47,15 +48,15 @@ def people_with_balances(limit: int = 500) -> list[tuple[User, int, int]]:
 
 def _other(actor: User, user_id) -> User:
     if not actor.is_operator:
-        raise Forbidden("only an operator of this node can do this")
+        raise Forbidden(said('only an operator of this node can do this'))
     try:
         user = User.get_or_none(User.id == int(user_id))
     except (TypeError, ValueError):
         user = None
     if user is None:
-        raise NotFound("no such person")
+        raise NotFound(said('no such person'))
     if user.id == actor.id:
-        raise Forbidden("you cannot change your own role or suspend yourself: ask another operator")
+        raise Forbidden(said('you cannot change your own role or suspend yourself: ask another operator'))
     return user
 
 

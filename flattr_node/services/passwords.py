@@ -12,10 +12,11 @@ import hashlib
 import logging
 import secrets
 
-from .. import mailer
+from .. import i18n, mailer
 from ..config import Config
 from ..db import database
 from ..errors import Validation
+from ..i18n import said
 from ..models import User, utcnow
 from ..models_web import PasswordReset
 from . import people
@@ -29,22 +30,29 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _words(user: User):
+    """gettext in the person's language: a mail goes to them, whoever asked."""
+    return i18n.translations(user.language or "en").gettext
+
+
 def _check_current(user: User, current: str) -> None:
     if people.authenticate(user.username, current or "") is None:
-        raise Validation("that is not your current password", field="current_password")
+        raise Validation(said('that is not your current password'), field="current_password")
 
 
 def change_password(user: User, current: str, new: str, cfg: Config | None = None) -> None:
     _check_current(user, current)
     people.set_password(user, new)
     if cfg is not None:
+        _ = _words(user)
         mailer.send_later(
             cfg,
             user.email,
-            "Your flattr-node password was changed",
-            f"The password of {user.username!r} on {cfg.base_url} was just changed, and its other sessions signed out.\n\n"
-            "If you did not change it, reset it now with \"Forgot your password?\" on the sign-in page, "
-            "and tell the node's operator.\n",
+            _("Your flattr-node password was changed"),
+            _("The password of %(username)s on %(node)s was just changed, and its other sessions signed out.") % {"username": user.username, "node": cfg.base_url}
+            + "\n\n"
+            + _("If you did not change it, reset it now with “Forgot your password?” on the sign-in page, and tell the node's operator.")
+            + "\n",
         )
 
 
@@ -58,12 +66,16 @@ def change_email(cfg: Config, user: User, current: str, new_email: str) -> User:
     if new_email == old:
         return user
     User.update(email=new_email).where(User.id == user.id).execute()
+    _ = _words(user)
     mailer.send_later(
         cfg,
         old,
-        "Your flattr-node e-mail address was changed",
-        f"The e-mail address of {user.username!r} on {cfg.base_url} was just changed from {old} to {new_email}.\n\n"
-        "Password resets now go to the new address. If you did not change it, tell the node's operator at once.\n",
+        _("Your flattr-node e-mail address was changed"),
+        _("The e-mail address of %(username)s on %(node)s was just changed from %(old)s to %(new)s.")
+        % {"username": user.username, "node": cfg.base_url, "old": old, "new": new_email}
+        + "\n\n"
+        + _("Password resets now go to the new address. If you did not change it, tell the node's operator at once.")
+        + "\n",
     )
     return User.get_by_id(user.id)
 
@@ -77,7 +89,7 @@ def request_reset(cfg: Config, email: str, link_for, now: dt.datetime | None = N
     as quick, whether or not the address has an account or the SMTP server
     is up. Returns whether a mail was queued (not for the page to say)."""
     if not mail_enabled(cfg):
-        raise Validation("this node sends no e-mail: ask its operator to reset your password", field="email")
+        raise Validation(said('this node sends no e-mail: ask its operator to reset your password'), field="email")
     email = people.check_email(email)
     now = now or utcnow()
     sent = False
@@ -95,12 +107,16 @@ def request_reset(cfg: Config, email: str, link_for, now: dt.datetime | None = N
                 continue
             token = secrets.token_urlsafe(32)
             PasswordReset.create(user=user, digest=_digest(token), created_at=now, expires_at=now + RESET_VALID)
+        _ = _words(user)
         body = (
-            f"Someone (we hope you) asked to reset the password of {user.username!r} on {cfg.base_url}.\n\n"
-            f"Choose a new password here within the next hour:\n\n{link_for(token)}\n\n"
-            "The link works once. If you did not ask for it, ignore this mail: your password stays as it is.\n"
+            _("Someone (we hope you) asked to reset the password of %(username)s on %(node)s.") % {"username": user.username, "node": cfg.base_url}
+            + "\n\n"
+            + _("Choose a new password here within the next hour:")
+            + f"\n\n{link_for(token)}\n\n"
+            + _("The link works once. If you did not ask for it, ignore this mail: your password stays as it is.")
+            + "\n"
         )
-        mailer.send_later(cfg, user.email, "Reset your flattr-node password", body)
+        mailer.send_later(cfg, user.email, _("Reset your flattr-node password"), body)
         sent = True
     return sent
 
@@ -110,7 +126,7 @@ def reset_user(token: str, now: dt.datetime | None = None) -> User:
     now = now or utcnow()
     row = PasswordReset.get_or_none(PasswordReset.digest == _digest(str(token or "")))
     if row is None or row.used_at is not None or row.expires_at <= now:
-        raise Validation("this reset link is unknown, used or expired: ask for a new one", field="token")
+        raise Validation(said('this reset link is unknown, used or expired: ask for a new one'), field="token")
     return row.user
 
 
@@ -127,7 +143,7 @@ def reset_password(token: str, new: str, now: dt.datetime | None = None) -> User
             .execute()
         )
         if not burned:
-            raise Validation("this reset link has just been used", field="token")
+            raise Validation(said('this reset link has just been used'), field="token")
         PasswordReset.update(used_at=now).where((PasswordReset.user == user) & PasswordReset.used_at.is_null()).execute()
         people.store_password_hash(user, password_hash)
     return user
@@ -141,7 +157,7 @@ def operator_reset_token(user: User, now: dt.datetime | None = None) -> str:
     person another way (a node without SMTP sends no mail). Valid for a day;
     the first reset with any of the person's tokens burns them all."""
     if user.is_suspended:
-        raise Validation(f"{user.username} is suspended: unsuspend them first")
+        raise Validation(said('%(username)s is suspended: unsuspend them first', username=user.username))
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     PasswordReset.create(user=user, digest=_digest(token), created_at=now, expires_at=now + OPERATOR_RESET_VALID)

@@ -15,6 +15,7 @@ from .. import scopes as scope_names
 from ..config import Config
 from ..db import database, select_composed
 from ..errors import Forbidden, NotFound, Validation
+from ..i18n import Amount, said
 from ..models import ApiToken, User, utcnow
 from ..urls import optional_url
 from .validate import is_utf8, text, whole_number
@@ -32,7 +33,7 @@ def hash_password(password: str) -> str:
 def check_username(username) -> str:
     if not isinstance(username, str) or not _USERNAME.match(username.strip().lower()):
         raise Validation(
-            "username must be 2-40 characters: lower-case letters, digits, '.', '_' or '-'",
+            said("username must be 2-40 characters: lower-case letters, digits, '.', '_' or '-'"),
             field="username",
         )
     return username.strip().lower()
@@ -40,17 +41,17 @@ def check_username(username) -> str:
 
 def check_password(password) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise Validation(f"password must be at least {MIN_PASSWORD} characters", field="password")
+        raise Validation(said('password must be at least %(min_password)s characters', min_password=MIN_PASSWORD), field="password")
     if not is_utf8(password):
-        raise Validation("password must be valid Unicode text (it holds a lone surrogate)", field="password")
+        raise Validation(said('password must be valid Unicode text (it holds a lone surrogate)'), field="password")
     if len(password) > 1024:
-        raise Validation("password is longer than 1024 characters", field="password")
+        raise Validation(said('password is longer than 1024 characters'), field="password")
     return password
 
 
 def check_email(email) -> str:
     if not isinstance(email, str) or not is_utf8(email) or not _EMAIL.match(email.strip()):
-        raise Validation("email is not a valid e-mail address", field="email")
+        raise Validation(said('email is not a valid e-mail address'), field="email")
     return email.strip()
 
 
@@ -73,7 +74,7 @@ def insert_user(cfg: Config, person: tuple[str, str, str], *, operator: bool = F
     transaction: it opens none of its own."""
     username, email, password_hash = person
     if User.select().where(User.username == username).exists():
-        raise Validation(f"the username {username!r} is taken", field="username")
+        raise Validation(said('the username %(username)s is taken', username=repr(username)), field="username")
     try:
         user = User.create(
             username=username,
@@ -84,7 +85,7 @@ def insert_user(cfg: Config, person: tuple[str, str, str], *, operator: bool = F
             monthly_budget=cfg.min_monthly_budget,
         )
     except IntegrityError:  # a name taken meanwhile: the caller's transaction rolls back
-        raise Validation(f"the username {username!r} is taken", field="username") from None
+        raise Validation(said('the username %(username)s is taken', username=repr(username)), field="username") from None
     ledger.open_user_accounts(user)
     return user
 
@@ -101,7 +102,7 @@ def find_user(username) -> User | None:
 def get_user(username: str) -> User:
     user = find_user(username)
     if user is None:
-        raise NotFound(f"no person called {username!r} on this node")
+        raise NotFound(said('no person called %(username)s on this node', username=repr(username)))
     return user
 
 
@@ -110,7 +111,7 @@ def public_user(username: str) -> User:
     the API as on their page."""
     user = find_user(username)
     if user is None or user.is_suspended:
-        raise NotFound(f"no person called {username!r} on this node")
+        raise NotFound(said('no person called %(username)s on this node', username=repr(username)))
     return user
 
 
@@ -127,7 +128,7 @@ def authenticate(username: str, password: str) -> User | None:
         User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
     if not user.is_active:
         # Told only to whoever knows the password: it reveals nothing to a guesser.
-        raise Forbidden("this account is suspended by the node's operator: ask them why; until then it cannot sign in")
+        raise Forbidden(said("this account is suspended by the node's operator: ask them why; until then it cannot sign in"))
     return user
 
 
@@ -181,7 +182,27 @@ def revoke_token(user: User, token_id: int) -> None:
         .execute()
     )
     if not updated:
-        raise NotFound("no such token")
+        raise NotFound(said('no such token'))
+
+
+def _monthly(cfg: Config, value, field: str) -> int:
+    """A monthly budget, or a monthly top-up (0: none), within the node's limits."""
+    cents = whole_number(value, field)
+    if cfg.min_monthly_budget <= cents <= cfg.max_monthly_budget or (cents == 0 and field == "monthly_topup"):
+        return cents
+    least, most = Amount(cfg.min_monthly_budget, cfg.currency), Amount(cfg.max_monthly_budget, cfg.currency)
+    low, high = cfg.min_monthly_budget, cfg.max_monthly_budget
+    if field == "monthly_topup":
+        raise Validation(
+            said("monthly_topup must be 0 or between %(low)s and %(high)s cents", low=low, high=high),
+            field=field,
+            words=said("Monthly top-up must be between %(least)s and %(most)s, or empty for none.", least=least, most=most),
+        )
+    raise Validation(
+        said("monthly_budget must be between %(low)s and %(high)s cents", low=low, high=high),
+        field=field,
+        words=said("Monthly budget must be between %(least)s and %(most)s.", least=least, most=most),
+    )
 
 
 def update_settings(cfg: Config, user: User, changes: dict) -> User:
@@ -190,32 +211,17 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
     reset goes to it), so it changes only through passwords.change_email."""
     if "email" in changes:
         raise Forbidden(
-            "email can be changed only on the node's web page (your profile), with your current password", field="email"
+            said("email can be changed only on the node's web page (your profile), with your current password"), field="email"
         )
     allowed = {"monthly_budget", "monthly_topup", "display_name", "about", "url", "show_flattrs"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
-        raise Validation(f"{unknown[0]} cannot be changed here", field=unknown[0])
+        raise Validation(said('%(name)s cannot be changed here', name=unknown[0]), field=unknown[0])
     values: dict = {}
     if "monthly_budget" in changes:
-        budget = whole_number(changes["monthly_budget"], "monthly_budget")
-        if not cfg.min_monthly_budget <= budget <= cfg.max_monthly_budget:
-            raise Validation(
-                f"monthly_budget must be between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
-                field="monthly_budget",
-                words="Monthly budget must be between {} and {}.",
-                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
-            )
-        values["monthly_budget"] = budget
+        values["monthly_budget"] = _monthly(cfg, changes["monthly_budget"], "monthly_budget")
     if "monthly_topup" in changes:
-        topup = whole_number(changes["monthly_topup"], "monthly_topup")
-        if topup != 0 and not cfg.min_monthly_budget <= topup <= cfg.max_monthly_budget:
-            raise Validation(
-                f"monthly_topup must be 0 or between {cfg.min_monthly_budget} and {cfg.max_monthly_budget} cents",
-                field="monthly_topup",
-                words="Monthly top-up must be between {} and {}, or empty for none.",
-                amounts=(cfg.min_monthly_budget, cfg.max_monthly_budget),
-            )
+        topup = _monthly(cfg, changes["monthly_topup"], "monthly_topup")
         values["monthly_topup"] = topup
         if topup != user.monthly_topup:
             values["topup_set_at"] = utcnow()
@@ -227,7 +233,7 @@ def update_settings(cfg: Config, user: User, changes: dict) -> User:
         values["url"] = optional_url(changes["url"], "url")
     if "show_flattrs" in changes:
         if not isinstance(changes["show_flattrs"], bool):
-            raise Validation("show_flattrs must be true or false", field="show_flattrs")
+            raise Validation(said('show_flattrs must be true or false'), field="show_flattrs")
         values["show_flattrs"] = changes["show_flattrs"]
     if values:
         User.update(**values).where(User.id == user.id).execute()

@@ -28,6 +28,7 @@ from .. import netguard
 from ..config import Config
 from ..db import database
 from ..errors import Forbidden, RateLimited, Validation
+from ..i18n import said
 from ..models import BaseModel, User, utcnow
 from ..netguard import FetchError
 from ..urls import normalize_url, site_host
@@ -89,7 +90,7 @@ def fetch_home_page(url: str, *, allow_private: bool = False) -> tuple[str, str]
         headers={"User-Agent": "flattr-node site verification", "Accept": "text/html"},
     )
     if page.status != 200:
-        raise FetchError(f"{page.url} answered HTTP {page.status}", field="url")
+        raise FetchError(said('%(url)s answered HTTP %(status)s', url=page.url, status=page.status), field="url")
     return page.url, page.text
 
 
@@ -99,9 +100,9 @@ def _one_check_at_a_time(user: User):
     cannot hold several worker threads on slow sites."""
     with _people_lock:
         if user.id in _running_people:
-            raise RateLimited("a check of one of your sites is still running: wait for it to finish")
+            raise RateLimited(said('a check of one of your sites is still running: wait for it to finish'))
         if not _running.acquire(blocking=False):
-            raise RateLimited("too many sites are being checked right now: try again in a minute")
+            raise RateLimited(said('too many sites are being checked right now: try again in a minute'))
         _running_people.add(user.id)
     try:
         yield
@@ -139,8 +140,7 @@ def verify_site(cfg: Config, user: User, url: str, now: dt.datetime | None = Non
         final_url, text = fetch_home_page(home, allow_private=cfg.allow_private_network)
     if not _links_to(cfg, user, final_url, head_payment_links(text)):
         raise Validation(
-            f'{home} has no rel="payment" link to {cfg.base_url.rstrip("/")}/users/{user.username}: '
-            f'add <link rel="payment" href="{cfg.base_url.rstrip("/")}/users/{user.username}"> to its <head> and try again',
+            said('%(home)s has no rel="payment" link to %(value)s/users/%(username)s: add <link rel="payment" href="%(value)s/users/%(username)s"> to its <head> and try again', home=home, value=cfg.base_url.rstrip("/"), username=user.username),
             field="url",
         )
     now = now or utcnow()
@@ -175,8 +175,7 @@ def check_site_owner(url: str, owner: User) -> None:
     verifier = verifier_of(url)
     if verifier is not None and verifier.id != owner.id:
         raise Forbidden(
-            f"{site_of(url)} is verified by another person on this node: "
-            f"only they can register its pages or receive flattrs for them"
+            said('%(url)s is verified by another person on this node: only they can register its pages or receive flattrs for them', url=site_of(url))
         )
 
 

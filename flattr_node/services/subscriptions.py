@@ -25,6 +25,7 @@ from .. import periods
 from ..config import Config
 from ..db import database, execute, locked
 from ..errors import FlattrError, FlattrOnce, FlattrOwner, Forbidden, NoMoney, NotFound, Validation
+from ..i18n import said
 from ..models import Flattr, Thing, User, utcnow
 from ..models_sup import SUBSCRIPTION_MONTHS, Subscription, SubscriptionRun
 from . import flattring, notices
@@ -44,22 +45,22 @@ def subscribe(cfg: Config, user: User, thing_id, months, now: dt.datetime | None
     period is the first (its flattr is made now); otherwise the next."""
     now = now or utcnow()
     if type(months) is not int or months not in SUBSCRIPTION_MONTHS:  # a JSON integer, as amounts are (R1)
-        raise Validation("months must be 3, 6 or 12", field="months")
+        raise Validation(said('months must be 3, 6 or 12'), field="months")
     if thing_id is None:
-        raise Validation("thing_id is required", field="thing_id")
+        raise Validation(said('thing_id is required'), field="thing_id")
     thing = things_service.get_thing(thing_id)
     if thing.owner_id == user.id:
-        raise FlattrOwner("you cannot subscribe to your own thing")
+        raise FlattrOwner(said('you cannot subscribe to your own thing'))
     if thing.archived:
-        raise Forbidden("this thing is archived and can no longer be flattred")
+        raise Forbidden(said('this thing is archived and can no longer be flattred'))
     period = periods.name_of(now, cfg.tz)
     with database.atomic():
         locked(User.select(User.id).where(User.id == user.id)).first()  # one subscribe at a time per person
         active = Subscription.select().where((Subscription.user == user.id) & (Subscription.status == "active"))
         if active.where(Subscription.thing == thing.id).exists():
-            raise Validation("you already subscribe to this thing: end that subscription first", field="thing_id")
+            raise Validation(said('you already subscribe to this thing: end that subscription first'), field="thing_id")
         if active.count() >= MAX_ACTIVE:
-            raise Validation(f"you have {MAX_ACTIVE} active subscriptions: end some first", field="thing_id")
+            raise Validation(said('you have %(max_active)s active subscriptions: end some first', max_active=MAX_ACTIVE), field="thing_id")
         first = periods.shift(period, 1) if _flattred(user.id, thing.id, period) else period
         sub = Subscription.create(
             user=user.id, thing=thing.id, months=months, remaining=months, started_period=first, created_at=now
@@ -80,7 +81,7 @@ def get(user: User, sub_id) -> Subscription:
             .first()
         )
     if sub is None:  # someone else's is "not found" too: ids tell nothing
-        raise NotFound(f"you have no subscription {sub_id}")
+        raise NotFound(said('you have no subscription %(sub_id)s', sub_id=sub_id))
     return sub
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from peewee import fn
 
 from ..errors import Validation
+from ..i18n import said
 from ..models import CATEGORIES, Flattr, Thing, User
 from .community import _tag_filter
 from .validate import text
@@ -30,7 +31,7 @@ def search(query="", url="", tags="", language="", category="", user="", sort=""
         where &= Thing.language.in_(languages)
     categories = [x for x in text(category, "category", 200).split(",") if x]
     if any(c not in CATEGORIES for c in categories):
-        raise Validation(f"category must be one of {', '.join(CATEGORIES)}", field="category")
+        raise Validation(said('category must be one of %(categories)s', categories=', '.join(CATEGORIES)), field="category")
     if categories:
         where &= Thing.category.in_(categories)
     if user:
@@ -44,14 +45,14 @@ def search(query="", url="", tags="", language="", category="", user="", sort=""
     elif sort in ("", "relevance", None):
         base = base.order_by(Thing.id.desc())
     else:
-        raise Validation("sort must be relevance, trend, flattrs, flattrs_month, flattrs_week or flattrs_day", field="sort")
+        raise Validation(said('sort must be relevance, trend, flattrs, flattrs_month, flattrs_week or flattrs_day'), field="sort")
     return total, list(base.paginate(page, count))
 
 
 def _positive(value, field: str, most: int) -> int:
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        raise Validation(f"{field} must be a whole number", field=field)
+        raise Validation(said('%(field)s must be a whole number', field=field), field=field)
     number = int(value)
     if not 1 <= number <= most:
-        raise Validation(f"{field} must be between 1 and {most}", field=field)
+        raise Validation(said('%(field)s must be between 1 and %(most)s', field=field, most=most), field=field)
     return number

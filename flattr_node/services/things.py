@@ -6,6 +6,7 @@ from peewee import IntegrityError
 
 from ..db import database, select_composed
 from ..errors import Forbidden, NotFound, Validation
+from ..i18n import said
 from ..models import CATEGORIES, Thing, User
 from ..urls import normalize_url, twins
 from .validate import flag, row_id, text
@@ -21,14 +22,14 @@ def clean_tags(value) -> str:
     elif isinstance(value, list) and all(isinstance(t, str) for t in value):
         items = value
     else:
-        raise Validation("tags must be a list of strings or a comma-separated string", field="tags")
+        raise Validation(said('tags must be a list of strings or a comma-separated string'), field="tags")
     tags: list[str] = []
     for item in items:
         tag = text(item, "tags", 40).lower()
         if tag and tag not in tags:
             tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise Validation(f"at most {MAX_TAGS} tags", field="tags")
+        raise Validation(said('at most %(max_tags)s tags', max_tags=MAX_TAGS), field="tags")
     return ",".join(tags)
 
 
@@ -36,9 +37,9 @@ def _fields(data: dict, *, creating: bool) -> dict:
     allowed = {"url", "title", "description", "category", "language", "tags", "hidden"}
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise Validation(f"{unknown[0]} is not a field of a thing", field=unknown[0])
+        raise Validation(said('%(name)s is not a field of a thing', name=unknown[0]), field=unknown[0])
     if not creating and "url" in data:
-        raise Validation("a thing's url cannot change: register the new URL as a new thing", field="url")
+        raise Validation(said("a thing's url cannot change: register the new URL as a new thing"), field="url")
     values: dict = {}
     if creating:
         values["url"] = normalize_url(data.get("url"))
@@ -49,7 +50,7 @@ def _fields(data: dict, *, creating: bool) -> dict:
     if "category" in data or creating:
         category = data.get("category") or "text"
         if category not in CATEGORIES:
-            raise Validation(f"category must be one of {', '.join(CATEGORIES)}", field="category")
+            raise Validation(said('category must be one of %(categories)s', categories=', '.join(CATEGORIES)), field="category")
         values["category"] = category
     if "language" in data:
         values["language"] = text(data["language"], "language", 35)
@@ -87,21 +88,21 @@ def insert_thing(owner: User, values: dict) -> Thing:
     """The thing's row, in the caller's transaction (it opens none)."""
     existing = by_url(values["url"])
     if existing is not None:
-        raise Validation(f"{values['url']} is already registered as thing {existing.id}", field="url")
+        raise Validation(said('%(url)s is already registered as thing %(id)s', url=values['url'], id=existing.id), field="url")
     try:
         return Thing.create(owner=owner, **values)
     except IntegrityError:  # registered meanwhile: the caller's transaction rolls back
-        raise Validation(f"{values['url']} is already registered", field="url") from None
+        raise Validation(said('%(url)s is already registered', url=values['url']), field="url") from None
 
 
 def get_thing(thing_id) -> Thing:
     thing_id = row_id(thing_id)
     if thing_id is None:
-        raise NotFound("no such thing")
+        raise NotFound(said('no such thing'))
     query = Thing.select(Thing, User).join(User).where(Thing.id == thing_id)
     thing = next(iter(select_composed("things.get_thing", query, (thing_id,))), None)
     if thing is None:
-        raise NotFound(f"no thing with id {thing_id}")
+        raise NotFound(said('no thing with id %(thing_id)s', thing_id=thing_id))
     return thing
 
 
@@ -109,17 +110,17 @@ def lookup(url: str) -> Thing:
     try:
         normalized = normalize_url(url)
     except Validation:
-        raise NotFound("no thing is registered for that URL") from None
+        raise NotFound(said('no thing is registered for that URL')) from None
     thing = by_url(normalized)
     if thing is None:
-        raise NotFound("no thing is registered for that URL")
+        raise NotFound(said('no thing is registered for that URL'))
     return thing
 
 
 def _own(user: User, thing_id) -> Thing:
     thing = get_thing(thing_id)
     if thing.owner_id != user.id and not user.is_operator:
-        raise Forbidden("only the thing's owner can change it")
+        raise Forbidden(said("only the thing's owner can change it"))
     return thing
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import Validation
+from ..i18n import said
 
 MAX_AMOUNT = 10**15 - 1  # cents; as many digits as a form may send
 
@@ -10,14 +11,14 @@ MAX_AMOUNT = 10**15 - 1  # cents; as many digits as a form may send
 def whole_number(value, field: str) -> int:
     """An int from JSON or a form, never a float or a bool (SPEC R1)."""
     if isinstance(value, bool) or value is None:
-        raise Validation(f"{field} must be a whole number of cents", field=field)
+        raise Validation(said('%(field)s must be a whole number of cents', field=field), field=field)
     if isinstance(value, int):
         if abs(value) > MAX_AMOUNT:  # no amount is that large; Babel cannot even format it
-            raise Validation(f"{field} is too large", field=field)
+            raise Validation(said('%(field)s is too large', field=field), field=field)
         return value
     if isinstance(value, str) and value.strip().isascii() and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 15:
         return int(value.strip())
-    raise Validation(f"{field} must be a whole number of cents", field=field)
+    raise Validation(said('%(field)s must be a whole number of cents', field=field), field=field)
 
 
 MAX_ID = 2**63 - 1  # the largest id a database row can have
@@ -45,16 +46,16 @@ def text(value, field: str, max_len: int, *, required: bool = False, single_line
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise Validation(f"{field} must be text", field=field)
+        raise Validation(said('%(field)s must be text', field=field), field=field)
     if not is_utf8(value):
-        raise Validation(f"{field} must be valid Unicode text (it holds a lone surrogate)", field=field)
+        raise Validation(said('%(field)s must be valid Unicode text (it holds a lone surrogate)', field=field), field=field)
     value = value.strip()
     if required and not value:
-        raise Validation(f"{field} is required", field=field)
+        raise Validation(said('%(field)s is required', field=field), field=field)
     if len(value) > max_len:
-        raise Validation(f"{field} is longer than {max_len} characters", field=field)
+        raise Validation(said('%(field)s is longer than %(max_len)s characters', field=field, max_len=max_len), field=field)
     if "\x00" in value or (single_line and any(c in value for c in "\r\n")):
-        raise Validation(f"{field} must be a single line of text", field=field)
+        raise Validation(said('%(field)s must be a single line of text', field=field), field=field)
     return value
 
 
@@ -65,4 +66,4 @@ def flag(value, field: str) -> bool:
         return value.lower() in ("1", "true", "yes", "on")
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise Validation(f"{field} must be true or false", field=field)
+    raise Validation(said('%(field)s must be true or false', field=field), field=field)

@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 
 from .. import closing, i18n, periods, words
 from ..errors import FlattrError
+from ..i18n import said
 from ..models import User, utcnow
 from ..money import format_amount
 
@@ -66,17 +67,15 @@ def operator_required(view):
     @login_required
     def wrapped(*args, **kwargs):
         if not current_user.is_operator:
-            abort(403, "only an operator of this node can see this page")
+            abort(403, said("only an operator of this node can see this page"))
         return view(*args, **kwargs)
 
     return wrapped
 
 
 def form_words(e: FlattrError) -> str:
-    """A service's error as a page says it: its words, amounts in money."""
-    if e.amounts:
-        return e.words.format(*(money_filter(a) for a in e.amounts))
-    return e.words
+    """A service's error as a page says it: its words, in the reader's language."""
+    return i18n.say(e.words, reader_locale())
 
 
 def form_error(form, e: FlattrError) -> None:

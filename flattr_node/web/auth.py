@@ -24,9 +24,10 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from .. import sessions
 from ..errors import FlattrError, RateLimited
+from ..i18n import said
 from ..ratelimit import Limiter
 from ..services import invites, passwords, people
-from . import bp, form_error, me, node
+from . import bp, form_error, form_words, me, node
 
 LIMITS = {
     "signin-address": parse("30/minute"),
@@ -49,7 +50,7 @@ def rate_limit(name: str, *key: str) -> None:
     limiter = current_app.extensions["flattr_limiter"]
     item = LIMITS[name]
     if not limiter.hit(item, name, *key):
-        raise RateLimited(f"too many attempts: wait a minute and try again (at most {item.amount} per {item.GRANULARITY.name})")
+        raise RateLimited(said('too many attempts: wait a minute and try again (at most %(amount)s per %(name)s)', amount=item.amount, name=item.GRANULARITY.name))
 
 
 def start_session(user) -> None:
@@ -136,7 +137,8 @@ def signin():
         try:
             user = people.authenticate(form.username.data, form.password.data)
         except FlattrError as e:  # a suspended account, with the right password
-            form.form_errors.append(e.description[0].upper() + e.description[1:] + ".")
+            words = form_words(e)
+            form.form_errors.append(words[0].upper() + words[1:] + ".")
         else:
             if user is not None:
                 start_session(user)
@@ -241,7 +243,7 @@ def password_reset(token: str):
     try:
         passwords.reset_user(token)
     except FlattrError as e:
-        return render_template("password_reset.html", form=None, problem=e.description), 404
+        return render_template("password_reset.html", form=None, problem=form_words(e)), 404
     if form.validate_on_submit():
         try:
             reset = passwords.reset_password(token, form.new_password.data)

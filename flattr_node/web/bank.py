@@ -14,10 +14,12 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from .. import i18n
 from ..bank import accounts, matching, payouts, statement, statements
 from ..bank.instructions import epc_qr_png, has_qr
 from ..bank.references import pretty
 from ..errors import FlattrError, Validation
+from ..i18n import said
 from ..models import Deposit, utcnow
 from ..money import format_amount, parse_amount
 from . import bp, form_error, me, node, operator_required
@@ -148,7 +150,7 @@ def operator_bank_import():
         try:
             parsed = statements.read_statement(tmp.name, cfg.currency, cfg.bank_max_statement_mb)
         except statements.StatementError as e:
-            flash(_("Nothing imported from %(filename)s: %(e)s", filename=upload.filename, e=e))
+            flash(_("Nothing imported from %(filename)s: %(e)s", filename=upload.filename, e=i18n.say(e.args[0])))
             return redirect(url_for("web.operator_bank"))
     result = matching.import_statement(cfg, parsed)
     flash(_("Imported %(filename)s (%(format)s, %(len)s entries): %(summary)s.", filename=upload.filename, format=result.format, len=len(parsed.entries), summary=result.summary()))
@@ -208,7 +210,7 @@ def operator_refund():
             try:
                 amount = parse_amount(form.amount.data, node().currency)
             except ValueError:
-                raise Validation("amount: give an amount such as 12.50", field="amount") from None
+                raise Validation(said('amount: give an amount such as 12.50'), field="amount") from None
             payout = payouts.refund(node(), form.username.data.strip(), amount)
         except FlattrError as e:
             form_error(form, e)

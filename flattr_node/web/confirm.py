@@ -5,7 +5,7 @@ acts. No JavaScript is needed, and the CSRF check guards both posts."""
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import flash, redirect, render_template, request
 
 
 def ask_first(question: str, *, button: str, back: str, detail: str = "", danger: bool = True):
@@ -15,3 +15,14 @@ def ask_first(question: str, *, button: str, back: str, detail: str = "", danger
     return render_template(
         "confirm_action.html", question=question, button=button, back=back, detail=detail, danger=danger, action=request.path
     )
+
+
+def ask_then(question: str, *, button: str, back: str, detail: str, act, done: str):
+    """A whole button that asks first: the question page, or, on the
+    confirmed POST, `act()`, `done` flashed, and back to `back`."""
+    asked = ask_first(question, button=button, back=back, detail=detail)
+    if asked:
+        return asked
+    act()
+    flash(done)
+    return redirect(back)

@@ -18,13 +18,14 @@ from wtforms.validators import DataRequired, Length
 from .. import ledger, periods
 from ..bank.instructions import bank_details, has_qr
 from ..errors import FlattrError, NotFound, RateLimited, Validation
+from ..i18n import said
 from ..models import CATEGORIES, ApiToken, Deposit, Payout, Thing
 from ..money import format_amount, parse_amount
 from ..scopes import SCOPES
 from ..services import flattring, funds, passwords, people, reports, things
 from . import bp, form_error, me, node, reader_locale
 from .charts import month_chart
-from .confirm import ask_first
+from .confirm import ask_then
 
 
 class AmountForm(FlaskForm):
@@ -93,7 +94,7 @@ def cents(form, field_name: str, *, allow_empty: bool = False) -> int | None:
     try:
         return parse_amount(value, node().currency)
     except ValueError:
-        raise Validation(f"write an amount such as 2.50 ({node().currency})", field=field_name) from None
+        raise Validation(said('write an amount such as 2.50 (%(currency)s)', currency=node().currency), field=field_name) from None
 
 
 def as_amount(value: int) -> str:
@@ -191,7 +192,7 @@ def history():
     months = reports.months(cfg, user)
     selected = request.args.get("period") or next((m.period for m in reversed(months) if m.status == "closed"), months[-1].period)
     if not periods.is_valid(selected):
-        raise Validation("period must be YYYY-MM", field="period")
+        raise Validation(said('period must be YYYY-MM'), field="period")
     return render_template(
         "dashboard/history.html",
         cfg=cfg,
@@ -242,19 +243,18 @@ def open_deposit():
 def cancel_deposit(deposit_id: int):
     deposit = Deposit.get_or_none((Deposit.id == deposit_id) & (Deposit.user == me().id))
     if deposit is None:
-        raise NotFound("you have no deposit with that id")
-    asked = ask_first(
-        f"Cancel deposit {deposit.reference}?",
-        button="Cancel this deposit",
+        raise NotFound(said('you have no deposit with that id'))
+    return ask_then(
+        _("Cancel deposit %(reference)s?", reference=deposit.reference),
+        button=_("Cancel this deposit"),
         back=url_for("web.deposits"),
-        detail=f"Only if you will not pay its {format_amount(deposit.amount, node().currency)}: money sent quoting a cancelled "
-        "reference cannot be credited to you automatically.",
+        detail=_(
+            "Only if you will not pay its %(amount)s: money sent quoting a cancelled reference cannot be credited to you automatically.",
+            amount=format_amount(deposit.amount, node().currency, reader_locale()),
+        ),
+        act=lambda: funds.cancel_deposit(deposit_id, user=me()),  # someone else's deposit: not_found
+        done=_("The deposit is cancelled."),
     )
-    if asked:
-        return asked
-    funds.cancel_deposit(deposit_id, user=me())  # someone else's deposit: not_found
-    flash(_("The deposit is cancelled."))
-    return redirect(url_for("web.deposits"))
 
 
 def payouts_page(payout_form=None, move_form=None):
@@ -391,7 +391,7 @@ def own_thing(thing_id: int) -> Thing:
     """The signed-in person's thing; anyone else's is not_found here."""
     thing = Thing.get_or_none((Thing.id == thing_id) & (Thing.owner == me().id))
     if thing is None:
-        raise NotFound("you have no thing with that id")
+        raise NotFound(said('you have no thing with that id'))
     return thing
 
 
@@ -419,17 +419,14 @@ def edit_thing(thing_id: int):
 @login_required
 def archive_thing(thing_id: int):
     thing = own_thing(thing_id)
-    asked = ask_first(
-        f"Archive {thing.title}?",
-        button="Archive it",
+    return ask_then(
+        _("Archive %(title)s?", title=thing.title),
+        button=_("Archive it"),
         back=url_for("web.my_things"),
-        detail="It keeps its history, but nobody can flattr it any more, and this cannot be undone.",
+        detail=_("It keeps its history, but nobody can flattr it any more, and this cannot be undone."),
+        act=lambda: things.archive_thing(me(), thing.id),
+        done=_("%(title)s is archived: it keeps its history and can no longer be flattred.", title=thing.title),
     )
-    if asked:
-        return asked
-    things.archive_thing(me(), thing.id)
-    flash(_("%(title)s is archived: it keeps its history and can no longer be flattred.", title=thing.title))
-    return redirect(url_for("web.my_things"))
 
 
 def tokens_page(form=None, new_token: str | None = None):
@@ -463,7 +460,7 @@ def create_token():
     if form.validate_on_submit():
         try:
             if not form.scopes.data:
-                raise Validation("choose at least one thing the token may do", field="scopes")
+                raise Validation(said('choose at least one thing the token may do'), field="scopes")
             token = people.create_token(me(), form.name.data, form.scopes.data)
         except FlattrError as e:
             form_error(form, e)
@@ -478,18 +475,15 @@ def create_token():
 def revoke_token(token_id: int):
     token = ApiToken.get_or_none((ApiToken.id == token_id) & (ApiToken.user == me().id) & ApiToken.revoked_at.is_null())
     if token is None:
-        raise NotFound("no such token")
-    asked = ask_first(
-        f"Revoke the token {token.name!r}?",
-        button="Revoke it",
+        raise NotFound(said('no such token'))
+    return ask_then(
+        _("Revoke the token “%(name)s”?", name=token.name),
+        button=_("Revoke it"),
         back=url_for("web.tokens"),
-        detail="Whatever uses it (a blog plugin, a script) stops working at once; this cannot be undone.",
+        detail=_("Whatever uses it (a blog plugin, a script) stops working at once; this cannot be undone."),
+        act=lambda: people.revoke_token(me(), token_id),  # someone else's token: not_found
+        done=_("The token is revoked."),
     )
-    if asked:
-        return asked
-    people.revoke_token(me(), token_id)  # someone else's token: not_found
-    flash(_("The token is revoked."))
-    return redirect(url_for("web.tokens"))
 
 
 @bp.route("/dashboard/profile", methods=["GET", "POST"])

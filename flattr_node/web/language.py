@@ -6,6 +6,7 @@ from flask import abort, redirect, request
 from flask_login import current_user
 
 from .. import i18n
+from ..i18n import said
 from ..models import User
 from . import bp
 
@@ -20,7 +21,7 @@ def _back() -> str:
 
 def _switch(lang: str):
     if lang not in i18n.LANGUAGES:
-        abort(404, f"this node speaks {', '.join(i18n.LANGUAGES)}")
+        abort(404, said("this node speaks %(languages)s", languages=", ".join(i18n.LANGUAGES)))
     response = redirect(_back())
     response.set_cookie(i18n.COOKIE, lang, max_age=i18n.COOKIE_AGE, samesite="Lax", httponly=True, secure=request.is_secure)
     return response

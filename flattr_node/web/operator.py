@@ -11,7 +11,7 @@ from peewee import fn
 from ..money import format_amount
 from ..services import funds, operator, passwords
 from . import bp, me, node, operator_required, reader_locale
-from .confirm import ask_first
+from .confirm import ask_then
 
 
 class EmptyForm(FlaskForm):
@@ -87,18 +87,18 @@ def operator_check():
 @operator_required
 def operator_suspend(user_id: int):
     who = operator.other_person(me(), user_id)
-    asked = ask_first(
-        f"Suspend {who.username}?",
-        button=f"Suspend {who.username}",
+    return ask_then(
+        _("Suspend %(username)s?", username=who.username),
+        button=_("Suspend %(username)s", username=who.username),
         back=url_for("web.operator_home", _anchor="people"),
-        detail=f"{who.username} will not be able to sign in or use their API tokens, and their profile and things disappear from the "
-        "directory, until you unsuspend them. Their money stays where it is.",
+        detail=_(
+            "%(username)s will not be able to sign in or use their API tokens, and their profile and things disappear from the "
+            "directory, until you unsuspend them. Their money stays where it is.",
+            username=who.username,
+        ),
+        act=lambda: operator.set_suspended(me(), user_id, True),
+        done=_("%(username)s is suspended.", username=who.username),
     )
-    if asked:
-        return asked
-    user = operator.set_suspended(me(), user_id, True)
-    flash(_("%(username)s is suspended.", username=user.username))
-    return redirect(url_for("web.operator_home", _anchor="people"))
 
 
 @bp.post("/operator/people/<int:user_id>/unsuspend")
@@ -113,17 +113,14 @@ def operator_unsuspend(user_id: int):
 @operator_required
 def operator_promote(user_id: int):
     who = operator.other_person(me(), user_id)
-    asked = ask_first(
-        f"Make {who.username} an operator?",
-        button=f"Make {who.username} an operator",
+    return ask_then(
+        _("Make %(username)s an operator?", username=who.username),
+        button=_("Make %(username)s an operator", username=who.username),
         back=url_for("web.operator_home", _anchor="people"),
-        detail=f"{who.username} will confirm deposits, settle payouts and suspend people, as you can.",
+        detail=_("%(username)s will confirm deposits, settle payouts and suspend people, as you can.", username=who.username),
+        act=lambda: operator.set_operator(me(), user_id, True),
+        done=_("%(username)s is now an operator.", username=who.username),
     )
-    if asked:
-        return asked
-    user = operator.set_operator(me(), user_id, True)
-    flash(_("%(username)s is now an operator.", username=user.username))
-    return redirect(url_for("web.operator_home", _anchor="people"))
 
 
 @bp.post("/operator/people/<int:user_id>/revoke-operator")

@@ -35,6 +35,7 @@ from .. import netguard, periods
 from ..config import Config
 from ..db import database, execute
 from ..errors import NotFound, Validation
+from ..i18n import said
 from ..models import Flattr, Period, Thing, User, utcnow
 from ..services import notices
 from ..urls import normalize_url
@@ -71,10 +72,10 @@ def check_events(events) -> list[str]:
     if isinstance(events, str):
         events = events.replace(",", " ").split()
     if not isinstance(events, (list, tuple)) or not events or not all(isinstance(e, str) for e in events):
-        raise Validation(f"events must be a list of: {', '.join(EVENTS)}", field="events")
+        raise Validation(said('events must be a list of: %(events)s', events=', '.join(EVENTS)), field="events")
     unknown = sorted(set(events) - set(EVENTS))
     if unknown:
-        raise Validation(f"unknown event {unknown[0]!r}: the events are {', '.join(EVENTS)}", field="events")
+        raise Validation(said('unknown event %(name)s: the events are %(events)s', name=repr(unknown[0]), events=', '.join(EVENTS)), field="events")
     return [e for e in EVENTS if e in events]
 
 
@@ -82,7 +83,7 @@ def create_endpoint(cfg: Config, user: User, url, events, oauth_client_id: int |
     url, events = check_url(cfg, url), check_events(events)  # resolving is slow: before the transaction
     with database.atomic():
         if live_endpoints(user).count() >= MAX_ENDPOINTS:
-            raise Validation(f"at most {MAX_ENDPOINTS} webhook endpoints per person", field="url")
+            raise Validation(said('at most %(max_endpoints)s webhook endpoints per person', max_endpoints=MAX_ENDPOINTS), field="url")
         return WebhookEndpoint.create(
             user=user,
             url=url,
@@ -103,7 +104,7 @@ def endpoint_of(user: User, endpoint_id) -> WebhookEndpoint:
         number = None
     found = live_endpoints(user).where(WebhookEndpoint.id == number).first() if number is not None and number < 2**62 else None
     if found is None:
-        raise NotFound("no such webhook endpoint")
+        raise NotFound(said('no such webhook endpoint'))
     return found
 
 
@@ -112,7 +113,7 @@ def delete_endpoint(user: User, endpoint_id) -> None:
     endpoint = endpoint_of(user, endpoint_id)
     with database.atomic():
         WebhookEndpoint.update(deleted_at=utcnow(), enabled=False).where(WebhookEndpoint.id == endpoint.id).execute()
-        WebhookMessage.update(status="failed", last_error="the endpoint was deleted").where(
+        WebhookMessage.update(status="failed", last_error=said("the endpoint was deleted")).where(
             (WebhookMessage.endpoint == endpoint.id) & (WebhookMessage.status == "pending")
         ).execute()
 
@@ -142,7 +143,7 @@ def send_again(user: User, message_id) -> WebhookMessage:
     try:
         number = int(message_id)
     except (TypeError, ValueError):
-        raise NotFound("no such webhook message") from None
+        raise NotFound(said('no such webhook message')) from None
     message = (
         WebhookMessage.select(WebhookMessage, WebhookEndpoint)
         .join(WebhookEndpoint)
@@ -152,7 +153,7 @@ def send_again(user: User, message_id) -> WebhookMessage:
         else None
     )
     if message is None:
-        raise NotFound("no such webhook message")
+        raise NotFound(said('no such webhook message'))
     now = utcnow()
     WebhookMessage.update(status="pending", next_attempt_at=now, lease_until=None).where(WebhookMessage.id == message.id).execute()
     if not message.endpoint.enabled:
@@ -341,7 +342,7 @@ def deliver_one(cfg: Config, number: int, now: dt.datetime) -> bool:
     try:
         status = post(cfg, endpoint.url, message_id(message), message.payload, endpoint.secret, now)
         if not 200 <= status < 300:
-            error = f"the endpoint answered HTTP {status}"
+            error = said("the endpoint answered HTTP %(status)s", status=status)
     except netguard.FetchError as e:
         error = e.description
     if not error:
@@ -360,7 +361,7 @@ def deliver_one(cfg: Config, number: int, now: dt.datetime) -> bool:
                 endpoint.user_id,
                 "webhook_disabled",
                 f"webhook:{endpoint.id}:disabled:{number}",
-                {"url": endpoint.url, "attempts": message.attempts, "error": error},
+                {"url": endpoint.url, "attempts": message.attempts, "error": error, "error_said": error.as_dict()},
             )
             log.warning("webhook endpoint %d (%s) %s", endpoint.id, endpoint.url, reason)
         else:

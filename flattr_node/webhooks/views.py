@@ -10,7 +10,9 @@ from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length
 
+from .. import i18n
 from ..errors import FlattrError, Validation
+from ..i18n import said
 from ..web import form_error, me
 from . import EVENTS, delete_endpoint, enable_endpoint, live_endpoints, messages_of, send_again
 from . import create_endpoint as create
@@ -29,6 +31,14 @@ class EndpointForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """Only the CSRF token."""
+
+
+@bp.app_template_filter("delivery_error")
+def delivery_error(message) -> str:
+    """Why a delivery failed, in the page's language (the log keeps English)."""
+    if message.last_status and not 200 <= message.last_status < 300:
+        return _("the endpoint answered HTTP %(status)s", status=message.last_status)
+    return i18n.say(message.last_error)
 
 
 def page(form=None, status=200):
@@ -56,7 +66,7 @@ def add():
     if form.validate_on_submit():
         try:
             if not form.events.data:
-                raise Validation("choose at least one event", field="events")
+                raise Validation(said('choose at least one event'), field="events")
             create(current_app.config["NODE"], me(), form.url.data, form.events.data)
         except FlattrError as e:
             form_error(form, e)
