@@ -73,3 +73,28 @@ def test_the_dashboard_says_why_a_flattr_its_host_refused_will_not_count(client,
     main = text_of(client.get("/dashboard"), "main")
     assert "Archived over there" in main and "not counted" in main
     assert "the owner's node (b.example) does not have this flattr, so it does not count: this thing is archived" in main
+
+
+def test_the_back_link_of_the_confirmation_page_is_only_ever_a_web_address(client, make_user):
+    """`back` comes from whoever made the link to the page: a javascript: or
+    data: address must not become the page's "Back to the post" link."""
+    from flattr_node.federation import remote
+    from flattr_node.federation.models import RemoteThing
+    from flattr_node.models import Thing
+
+    make_user("kim", 500)
+    peer = a_peer("https://b.example")
+    known = Thing.create(owner=remote._proxy_owner("blo", peer), url="https://b.example/things/7", title="A post over there")
+    RemoteThing.create(thing=known, peer=peer, remote_id=7, owner_name="blo")
+    signin(client, "kim")
+
+    def back_links(back: str) -> list[str]:
+        r = client.get("/authorize_interaction", query_string={"uri": "https://b.example/things/7", "back": back})
+        assert r.status_code == 200
+        doc = parse(r)
+        hidden = [i.get("value") for i in doc.iter("input") if i.get("name") == "back"]
+        return [a.get("href") for a in doc.iter("a") if a.get("data-back") is not None] + hidden
+
+    assert "https://blog.example/post" in back_links("https://blog.example/post")
+    for hostile in ("javascript:alert(document.cookie)", " JavaScript:alert(1)", "data:text/html,<script>alert(1)</script>", "//evil.example/x"):
+        assert not any(href.strip().lower().startswith(("javascript", "data", "//")) for href in back_links(hostile))

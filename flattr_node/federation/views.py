@@ -123,6 +123,13 @@ class ConfirmForm(FlaskForm):
     """The confirmation button: only the CSRF token."""
 
 
+def _web_address(url: str) -> str:
+    """`url` if it is an http(s) address to link to, else "" (a `back` link
+    given by whoever made the link: never javascript: or data:)."""
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
 @bp.route("/authorize_interaction", methods=["GET", "POST"])
 def authorize_interaction():
     """The home node's first-party page where a reader confirms a flattr of a
@@ -164,7 +171,7 @@ def authorize_interaction():
     status = error.status if error is not None else (201 if flattr else 200)
     return render_template(
         "federation/authorize.html", uri=uri, thing=thing, host=urlsplit(peer.base_url).netloc, form=form,
-        error=error, flattr=flattr, already=already, back=request.values.get("back", ""), page_of=remote.page_of,
+        error=error, flattr=flattr, already=already, back=_web_address(request.values.get("back", "")), page_of=remote.page_of,
         popup=popup, popup_return=popup_return, refused=refused,
     ), status  # fmt: skip
 
