@@ -9,6 +9,8 @@ The rules (SPEC §7):
 - a credit naming a settlement reference confirms that settlement (the
   federation's `confirm_settlement`, when this node has it);
 - a debit whose EndToEndId is an exported payout's marks it paid;
+- a debit naming a settlement this node owes, with its total, marks that
+  settlement paid (the federation's `mark_paid`);
 - everything else (unknown reference, another amount, a deposit already
   confirmed or cancelled, a return or reversal, an unknown debit): review.
 
@@ -86,22 +88,26 @@ def match_payout(cfg: Config, entry: Entry) -> Outcome | None:
 
 
 def match_settlement(cfg: Config, entry: Entry) -> Outcome | None:
-    """A credit naming a settlement reference (SPEC §6): a peer node paid
-    the statement it owed. The federation's confirm_settlement(reference,
-    amount) turns that statement's pending revenue into revenue, once; a
-    reference it does not know (NotFound) is not a settlement, and another
-    amount (a domain error) sends the entry to review with its words."""
-    if not entry.credit:
-        return None
+    """A transfer naming a settlement reference (SPEC §6). A credit: a peer
+    node paid the statement it owed, and the federation's
+    confirm_settlement(reference, amount) turns its pending revenue into
+    revenue. A debit: this node paid a statement it owes (the payout
+    export's transfer carries the reference as EndToEndId, or the operator
+    typed it), and mark_paid(reference, amount) records it. Each once,
+    whichever comes first, the import or the operator's `settlement
+    confirm` / `settlement paid`. A reference it does not know (NotFound)
+    is no settlement; another amount (a domain error) sends the entry to
+    review with its words."""
     try:
-        from ..federation.settlement import confirm_settlement
+        from ..federation.settlement import confirm_settlement, mark_paid
     except ImportError:  # a node built without federation has no settlements
         return None
+    settle = confirm_settlement if entry.credit else mark_paid
     for ref in references.candidates(entry.text + " " + entry.end_to_end_id):
         if not ref.startswith("RF"):
             continue
         try:
-            _, new = confirm_settlement(ref, entry.amount)
+            _, new = settle(ref, entry.amount)
         except NotFound:
             continue
         except FlattrError as e:
@@ -174,7 +180,7 @@ class ImportResult:
     def summary(self) -> str:
         c = self.counts
         return (
-            f"{c['confirmed']} deposits confirmed, {c['paid']} payouts paid, {c['settled']} settlements confirmed, "
+            f"{c['confirmed']} deposits confirmed, {c['paid']} payouts paid, {c['settled']} settlements paid or received, "
             f"{c['review']} to review, {c['seen']} already seen"
         )
 

@@ -7,7 +7,10 @@ Home node (owes):
   accounts into `peer:<id>:payable`, one transaction per peer and period
   (key `settle:<P>:peer:<id>:payable`), and keeps the statement: every line,
   the total and an ISO 11649 reference. `send_statements` posts it, signed;
-  `settlement paid REF` records the bank transfer (payable -> node:external).
+  `payout export` puts each sent statement into the pain.001 file once
+  (`export_owed`, to the bank details the peer publishes); `settlement paid
+  REF`, or the bank import's debit of that transfer, records the payment
+  once (payable -> node:external).
 Host node (is owed):
   `receive` checks every line against the flattrs delivered to it and
   refuses the whole statement on any unknown, repeated or inconsistent line;
@@ -28,7 +31,7 @@ from stdnum.iso7064 import mod_97_10
 
 from .. import ledger, periods
 from ..config import Config
-from ..db import database
+from ..db import database, locked
 from ..errors import FlattrError, NotFound, Validation
 from ..models import Account, Flattr, Thing, User, utcnow
 from . import delivery, outbound, signing
@@ -148,19 +151,76 @@ def settle_after_close(cfg: Config) -> dict:
     return send_statements(cfg)
 
 
-def mark_paid(reference: str) -> tuple[Settlement, bool]:
-    """The home operator paid a statement by bank transfer."""
+def mark_paid(reference: str, amount: int | None = None) -> tuple[Settlement, bool]:
+    """The home operator paid a statement by bank transfer (`settlement paid`,
+    or a bank import's debit with the amount it saw). Exactly once; returns
+    (settlement, whether it was marked now). An unknown reference is
+    NotFound; an amount other than the total is refused."""
     ref = clean_reference(reference)
     with database.atomic():
-        s = Settlement.get_or_none((Settlement.reference == ref) & (Settlement.direction == "payable"))
+        s = locked(Settlement.select().where((Settlement.reference == ref) & (Settlement.direction == "payable"))).get_or_none()
         if s is None:
             raise NotFound(f"no statement this node owes has the reference {iso11649.format(ref)}")
+        if amount is not None and amount != s.total:
+            raise Validation(f"{iso11649.format(ref)} is for {s.total} cents, not {amount}")
         if s.status == "paid":
             return s, False
         payable = Account.get(Account.code == payable_code(s.peer_id))
         ledger.post(f"settle:out:{s.peer_id}:{ref}:paid", "settlement", [(payable.id, -s.total), (ledger.node_account("external").id, s.total)])
         Settlement.update(status="paid", settled_at=utcnow()).where(Settlement.id == s.id).execute()
     return Settlement.get_by_id(s.id), True
+
+
+def peer_account(peer: Peer) -> dict | str:
+    """The peer's bank account as a transfer takes it (iban, name, bic),
+    checked by schwifty as people's payout accounts are; or why not."""
+    from ..bank.accounts import AccountError, check_bic, check_iban, check_name
+
+    checks = [("iban", "bank_iban", check_iban), ("name", "bank_account_name", check_name)]
+    if peer.bank_bic:
+        checks.append(("bic", "bank_bic", check_bic))
+    account = {}
+    for field, key, check in checks:
+        value = getattr(peer, key)
+        if not value:
+            return f"{peer.base_url} publishes no {key}"
+        try:
+            account[field] = check(value)
+        except AccountError as e:
+            return f"{peer.base_url}: {key} {e}"
+    return account
+
+
+def export_owed(cfg: Config, export_id: int):
+    """A source of the payout export (bank.payouts.EXPORT_SOURCES): every
+    statement this node owes that its peer accepted ("sent") and nobody has
+    paid or exported yet, claimed for `export_id`, as a transfer to the
+    peer's bank account with the reference as EndToEndId and remittance.
+    A peer whose bank details schwifty refuses is left out, with a line
+    saying why (it waits for the next export)."""
+    from ..bank.payouts import Transfer
+    from ..money import format_amount
+
+    owed = (
+        Settlement.select(Settlement, Peer)
+        .join(Peer)
+        .where((Settlement.direction == "payable") & (Settlement.status == "sent") & Settlement.exported_in.is_null())
+        .order_by(Settlement.id)
+    )
+    transfers, left_out, taken = [], [], []
+    for s in locked(owed):
+        account = peer_account(s.peer)
+        if isinstance(account, str):
+            left_out.append(
+                f"settlement {iso11649.format(s.reference)} ({format_amount(s.total, cfg.currency)} to {s.peer.base_url} for {s.period}) "
+                f"left out: {account}; it waits for an export after `peer sync` reads valid bank details"
+            )
+            continue
+        transfers.append(Transfer(amount=s.total, end_to_end_id=s.reference, description=s.reference, **account))
+        taken.append(s.id)
+    if taken:
+        Settlement.update(exported_in=export_id).where(Settlement.id.in_(taken) & Settlement.exported_in.is_null()).execute()
+    return transfers, left_out
 
 
 # --- the host node -----------------------------------------------------------------------------
