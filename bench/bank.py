@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -151,12 +152,16 @@ def main() -> None:
     try:
         url = f"sqlite:///{tmp / 'bank.db'}"
         config = tmp / "config.toml"
-        config.write_text(f'database = "{url}"\nsecret_key = "bench"\nscheduler = false\n' + "".join(f'{k} = "{v}"\n' for k, v in BANK.items()))
         t = time.perf_counter()
         build(url, args.entries, args.payouts)
         statement = tmp / "statement.xml"
         statement.write_bytes(camt053([Line(100 + i % 5000, reference=make_reference(f"B{i:09d}"), bank_ref=f"E{i}") for i in range(args.entries)]))
         built = time.perf_counter() - t
+        limit = max(50, math.ceil(statement.stat().st_size / 2**20))  # 100,000 entries are 150 MB: over the default limit
+        config.write_text(
+            f'database = "{url}"\nsecret_key = "bench"\nscheduler = false\nbank_max_statement_mb = {limit}\n'
+            + "".join(f'{k} = "{v}"\n' for k, v in BANK.items())
+        )
         print(f"built {args.entries} pending deposits, {args.payouts} payouts and a {statement.stat().st_size / 1e6:.1f} MB statement in {built:.1f} s", file=sys.stderr)
 
         parse_s, parse_mb, out = child([sys.executable, "-c", PARSE_ONLY, str(statement)])
