@@ -55,21 +55,43 @@ PEOPLE = 10_000
 BANK = {"bank_iban": NODE_IBAN, "bank_bic": NODE_BIC, "bank_account_name": "Flattr Node e.V."}
 
 
+# Runs a child's `-m module ...` or `-c code ...` and writes its own peak
+# memory (VmHWM) to the file named first when it exits. Not the rusage's
+# ru_maxrss: on Linux that keeps the high-water mark of the forked copy of
+# this (large, after the build) process across exec.
+MEASURED = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def report():
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(out, "w") as f:
+        f.write(str(kb))
+atexit.register(report)
+how, what, *rest = sys.argv[1:]
+sys.argv = [what, *rest]
+if how == "-m":
+    runpy.run_module(what, run_name="__main__", alter_sys=True)
+else:
+    exec(compile(what, "<child>", "exec"), {"__name__": "__main__"})
+"""
+
+
 def child(argv: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak MB, stdout) of one child process (its own rusage)."""
+    """(seconds, peak MB, stdout) of one child process (`python -m` or `-c`)."""
     env = {k: v for k, v in os.environ.items() if k != "FLATTR_NODE_CONFIG"}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, tempfile.NamedTemporaryFile("r") as peak:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen([argv[0], "-c", MEASURED, peak.name, *argv[1:]], stdout=out, stderr=err, env=env, text=True)
+        proc.wait()
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout = out.read()
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(argv[:6])}... failed:\n{stdout}\n{err.read()}")
-    return seconds, usage.ru_maxrss / 1024, stdout
+        kb = int(peak.read() or 0)
+    return seconds, kb / 1024, stdout
 
 
 def build(url: str, entries: int, payouts: int) -> None:

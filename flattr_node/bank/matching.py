@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..config import Config
-from ..db import database, dialect, insert_rows
+from ..db import database, dialect, insert_rows, one_of
 from ..errors import FlattrError, NotFound, Validation
 from ..models import Deposit, Payout, utcnow
 from ..money import format_amount
@@ -202,7 +202,7 @@ def _fast_deposits(cfg: Config, entries: list[Entry]) -> dict[str, Outcome]:
     refs = list(set(wanted.values()))
     deposits: dict[str, Deposit] = {}
     for start in range(0, len(refs), 500):
-        deposits.update((d.reference, d) for d in _deposit_rows(Deposit.reference.in_(refs[start : start + 500])))
+        deposits.update((d.reference, d) for d in _deposit_rows(one_of(Deposit.reference, refs[start : start + 500])))
     chosen: dict[str, Deposit] = {}
     taken: set[int] = set()
     for e in entries:
@@ -229,7 +229,7 @@ def import_statement(cfg: Config, statement: Statement, progress: Callable[[int,
         chunk = entries[start : start + CHUNK]
         with database.atomic():
             dialect().advisory_lock(IMPORT_LOCK)  # one importer at a time: the second sees the first's entries
-            seen = {k for (k,) in BankEntry.select(BankEntry.key).where(BankEntry.key.in_([e.key for e in chunk])).tuples()}
+            seen = {k for (k,) in BankEntry.select(BankEntry.key).where(one_of(BankEntry.key, [e.key for e in chunk])).tuples()}
             new: list[Entry] = []
             for entry in chunk:
                 if entry.key in seen:
