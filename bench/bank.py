@@ -186,11 +186,15 @@ def main() -> None:
         )
         print(f"built {args.entries} pending deposits, {args.payouts} payouts and a {statement.stat().st_size / 1e6:.1f} MB statement in {built:.1f} s", file=sys.stderr)
 
-        parse_s, parse_mb, out = child([sys.executable, "-c", PARSE_ONLY, str(statement)])
+        # The parse alone before and after the import, and their mean: the
+        # load of a shared machine moves between the children.
+        before_s, parse_mb, out = child([sys.executable, "-c", PARSE_ONLY, str(statement)])
         parsed = int(out.split()[0])
         import_s, import_mb, out = child([*CLI, "--config", str(config), "bank", "import", "--quiet", str(statement)])
         if f"{args.entries} confirmed" not in out:
             raise SystemExit(f"not every deposit was confirmed: {out}")
+        after_s, _, _ = child([sys.executable, "-c", PARSE_ONLY, str(statement)])
+        parse_s = (before_s + after_s) / 2
         lib_s, lib_mb, _ = child([sys.executable, "-c", SEPAXML_ONLY, json.dumps({"database": url, **BANK}), str(args.payouts)])
         export_s, export_mb, out = child([*CLI, "--config", str(config), "payout", "export", str(tmp / "payouts.xml")])
         if f"{args.payouts} transfers" not in out:
@@ -202,6 +206,7 @@ def main() -> None:
             "import_seconds": round(import_s, 2),
             "import_peak_mb": round(import_mb, 1),
             "parse_only_seconds": round(parse_s, 2),
+            "parse_only_before_after_seconds": [round(before_s, 2), round(after_s, 2)],
             "parse_only_peak_mb": round(parse_mb, 1),
             "import_ratio": round(import_s / parse_s, 2),
             "payouts": args.payouts,
