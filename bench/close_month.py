@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,14 +43,18 @@ if str(ROOT) not in sys.path:
 from flattr_node import db as dbmod  # noqa: E402
 from flattr_node import ledger, schema  # noqa: E402
 from flattr_node.config import Config, validate  # noqa: E402
+from flattr_node.federation.models import Outbox, Peer, PeerGave, RemoteThing  # noqa: E402
+from flattr_node.federation.peers import payable_code, receivable_code  # noqa: E402
 from flattr_node.models import Account, ClosePlan, Deposit, Flattr, Period, Posting, Thing, Txn, User  # noqa: E402
 
 PERIOD = "2026-10"
 MONTH_START = dt.datetime(2026, 10, 1)
 MONTH_SECONDS = 31 * 86400
 CLOSE_AT = dt.datetime(2026, 11, 1, 0, 5)
+HOME_URL = "https://home.example"  # the readers' home node, in the statements' flattr ids
 BUILT_AT = dt.datetime(2026, 9, 30, 12, 0)
 TARGET_SECONDS, TARGET_MB, TARGET_RATIO = 20.0, 300.0, 3.0
+REMOTE_TARGET = 1.2  # the close with 20 % remote flattrs against the same month all local (issue 12)
 CHUNK = 20000
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -152,22 +157,44 @@ def _fix_sequences(postgres: bool) -> None:
     """The build chose ids itself; PostgreSQL's sequences must follow."""
     if not postgres:
         return
-    for model in (User, Account, Txn, Posting, Thing, Flattr, Deposit):
+    for model in (User, Account, Txn, Posting, Thing, Flattr, Deposit, Peer, RemoteThing, Outbox):
         table = model._meta.table_name
         dbmod.database.execute_sql(
             f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), (SELECT MAX(id) FROM \"{table}\"))"
         )
 
 
-def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
+def is_remote(t: int, remote_share: float) -> bool:
+    """Whether thing number `t` (0-based) is hosted on a peer: one in
+    100 * remote_share, spread evenly over the things."""
+    return (t * 37) % 100 < round(remote_share * 100)
+
+
+def build(people: int, things: int, per_person: int, postgres: bool, remote_share: float = 0.0, peers: int = 4) -> dict:
     """Fill the bound, migrated, empty database with one month; return what the
-    close must do, computed here independently of the closing code."""
+    close must do, computed here independently of the closing code.
+
+    With `remote_share`, that share of the things is hosted on `peers` peer
+    nodes, as flattr_node/federation keeps them on the readers' home node: a
+    thing row owned by a proxy person `name@host` (suspended, no budget)
+    with its RemoteThing row; each flattr of one has its outbox row,
+    delivered; the peers' R8 answers are stored (peer_gave: one proxy in 20
+    did not give); each peer has its payable and receivable accounts. The
+    same people flattr the same things in the same order as without."""
     if things < per_person + 1:
         raise SystemExit("--things must exceed --flattrs-per-person")
     database = dbmod.database
     owners_pool = max(2, people // 10 + 7)  # givers who also own things (not a divisor of --things)
     loners = max(1, people // 100)  # people who own things but give nothing (R8)
+    proxies = max(peers, owners_pool // 5) if remote_share else 0  # remote owners, spread over the peers
+    first_proxy = people + loners + 1
     stamp = BUILT_AT if postgres else BUILT_AT.isoformat(" ")
+
+    def proxy_peer(u: int) -> int:
+        return (u - first_proxy) % peers + 1
+
+    def proxy_gave(u: int) -> bool:
+        return (u - first_proxy) % 20 != 7
 
     def when(seconds: int):
         moment = MONTH_START + dt.timedelta(seconds=seconds)
@@ -184,6 +211,8 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
             funds[g] = budgets[g] + (g % 500) * 10
 
     def owner_of(t: int) -> int:
+        if proxies and is_remote(t, remote_share):
+            return first_proxy + (t * 7919) % proxies
         if t % 20 == 0:
             return people + 1 + (t // 20) % loners
         return (t * 7919) % owners_pool + 1
@@ -197,16 +226,20 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
         def account_id(user_id: int, kind: str) -> int:
             return first_account + 2 * (user_id - 1) + (kind == "revenue")
 
-        everyone = people + loners
+        everyone = people + loners + proxies
+
+        def person(u: int) -> tuple:
+            if u < first_proxy:
+                return (u, f"u{u}", f"u{u}@bench.example", "!bench: no password", "", "", "", False, False, False,
+                        budgets.get(u, 200), 0, stamp, "")  # fmt: skip
+            name = f"o{u}@peer{proxy_peer(u)}.example"  # federation/remote.py: proxy_name
+            return (u, name, "", "!remote", name, "", f"https://peer{proxy_peer(u)}.example", False, True, False, 0, 0, stamp, "")
+
         _bulk(
             User,
             ["id", "username", "email", "password_hash", "display_name", "about", "url", "is_operator",
              "is_suspended", "show_flattrs", "monthly_budget", "monthly_topup", "created_at", "language"],
-            (
-                (u, f"u{u}", f"u{u}@bench.example", "!bench: no password", "", "", "", False, False, False,
-                 budgets.get(u, 200), 0, stamp, "")
-                for u in range(1, everyone + 1)
-            ),
+            (person(u) for u in range(1, everyone + 1)),
             postgres,
         )
         _bulk(
@@ -252,6 +285,11 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
         counted = 0
         spend = 0
         paying = 0
+        remote_flattrs: list[tuple[int, int]] = []  # (flattr id, peer id)
+
+        def gives(owner: int) -> bool:
+            """R8: local givers gave; a remote owner, when its peer said so."""
+            return owner <= people or (owner >= first_proxy and proxy_gave(owner))
 
         def flattrs():
             """Every giver's flattrs, then numbered in the order of time, as a
@@ -267,7 +305,7 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
                         t = (t + 1) % things
                     chosen.add(t)
                     owner = owner_of(t)
-                    if owner <= people:  # the owner gives this month: it counts (R8)
+                    if gives(owner):  # the owner gives this month: it counts (R8)
                         counts += 1
                     month.append(((g * 7919 + j * 104729) % MONTH_SECONDS, g, t + 1, owner))
                 counted += counts
@@ -277,9 +315,30 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
                     paying += s > 0
             month.sort()
             for fid, (seconds, g, thing, owner) in enumerate(month, 1):
+                if owner >= first_proxy:
+                    remote_flattrs.append((fid, proxy_peer(owner)))
                 yield (fid, g, thing, owner, PERIOD, when(seconds), "pending")
 
         _bulk(Flattr, ["id", "giver", "thing", "owner", "period", "created_at", "status"], flattrs(), postgres)
+        if proxies:
+            _bulk(Peer, ["id", "base_url", "key_id", "public_key", "inbox_url", "currency", "added_at", "refusal",
+                         "bank_iban", "bank_bic", "bank_account_name"],
+                  ((p, f"https://peer{p}.example", f"kid{p}", "x", f"https://peer{p}.example/federation/inbox", "EUR", stamp, "",
+                    "", "", "") for p in range(1, peers + 1)), postgres)  # fmt: skip
+            next_account = first_account + 2 * everyone
+            _bulk(Account, ["id", "code", "kind", "balance"],
+                  ((next_account + 2 * (p - 1) + i, code, kind, 0) for p in range(1, peers + 1)
+                   for i, (code, kind) in enumerate(((payable_code(p), "payable"), (receivable_code(p), "external")))),
+                  postgres)  # fmt: skip
+            _bulk(RemoteThing, ["id", "thing", "peer", "remote_id", "owner_name", "page_url"],
+                  ((t + 1, t + 1, proxy_peer(owner_of(t)), t + 1, f"o{owner_of(t)}", "") for t in range(things) if is_remote(t, remote_share)),
+                  postgres)  # fmt: skip
+            _bulk(Outbox, ["id", "flattr", "peer", "status", "attempts", "next_attempt_at", "last_error", "created_at", "delivered_at"],
+                  ((fid, fid, p, "delivered", 1, stamp, "", stamp, stamp) for fid, p in remote_flattrs), postgres)
+            flattred = {owner_of(t) for t in range(things) if is_remote(t, remote_share)}
+            _bulk(PeerGave, ["period", "user", "gave", "reason", "answered_at"],
+                  ((PERIOD, u, proxy_gave(u), "" if proxy_gave(u) else "the owner did not flattr anything this month", stamp)
+                   for u in sorted(flattred)), postgres)  # fmt: skip
         Period.insert(name=PERIOD).on_conflict_ignore().execute()
         _fix_sequences(postgres)
     if postgres:
@@ -293,6 +352,8 @@ def build(people: int, things: int, per_person: int, postgres: bool) -> dict:
         "paying_givers": paying,
         "spend": spend,
         "deposited": deposited,
+        "remote_flattrs": len(remote_flattrs),
+        "peers": peers if proxies else 0,
     }
 
 
@@ -333,10 +394,13 @@ def _server_cpu(database) -> float | None:
 
 
 def close_child(url: str, batch_size: int, fee_percent: int) -> None:
-    """Runs in a fresh interpreter: bind, close the month, report as JSON."""
+    """Runs in a fresh interpreter: bind, close the month, then make the
+    statements owed to peers (as `flattr-node close-month` does: nothing
+    when no flattr is remote), report as JSON."""
     from flattr_node import closing
+    from flattr_node.federation.settlement import make_statements
 
-    cfg = validate(Config(database=url, scheduler=False, close_batch_size=batch_size, fee_percent=fee_percent))
+    cfg = validate(Config(database=url, scheduler=False, close_batch_size=batch_size, fee_percent=fee_percent, base_url=HOME_URL))
     database = dbmod.bind(url)
     database.connect()
     rss_before = _status_kb("VmRSS")
@@ -346,11 +410,18 @@ def close_child(url: str, batch_size: int, fee_percent: int) -> None:
     seconds = time.perf_counter() - started
     cpu = _cpu() - cpu_before
     server_after = _server_cpu(database)
+    started = time.perf_counter()
+    statements = len(make_statements(cfg, PERIOD))
+    statements_seconds = time.perf_counter() - started
+    statements_cpu = _cpu() - cpu_before - cpu
     database.close()
     print(json.dumps({
         "seconds": seconds,
         "cpu_seconds": cpu,
         "server_cpu_seconds": None if server_before is None or server_after is None else server_after - server_before,
+        "statements": statements,
+        "statements_seconds": statements_seconds,
+        "statements_cpu_seconds": statements_cpu,
         "rss_before_kb": rss_before,
         "peak_rss_kb": _status_kb("VmHWM"),
         "status": period.status,
@@ -431,6 +502,20 @@ def verify(expected: dict, fee_percent: int) -> dict:
     unpaid = ClosePlan.select().where((ClosePlan.period == PERIOD) & (ClosePlan.spend > 0) & ClosePlan.txn.is_null()).count()
     if unpaid:
         problems.append(f"{unpaid} planned givers were not paid")
+    if expected.get("remote_flattrs"):
+        # What the peers' owners got, less the fee, is owed to the peers: on
+        # their payable accounts and in one statement per peer, nothing left
+        # on the proxies' revenue.
+        owed = int(db.execute_sql(
+            "SELECT COALESCE(SUM(f.share - f.fee), 0) FROM flattr f JOIN remote_thing r ON r.thing_id = f.thing_id "
+            f"WHERE f.period = {p} AND f.status = 'counted'", (PERIOD,)).fetchone()[0])  # fmt: skip
+        payable = int(db.execute_sql("SELECT COALESCE(SUM(balance), 0) FROM account WHERE kind = 'payable'").fetchone()[0])
+        stated = int(db.execute_sql(f"SELECT COALESCE(SUM(total), 0) FROM settlement WHERE period = {p} AND direction = 'payable'", (PERIOD,)).fetchone()[0])
+        left = int(db.execute_sql(
+            "SELECT COALESCE(SUM(balance), 0) FROM account WHERE kind = 'revenue' "
+            "AND user_id IN (SELECT t.owner_id FROM thing t JOIN remote_thing r ON r.thing_id = t.id)").fetchone()[0])  # fmt: skip
+        if not (owed == payable == stated) or owed <= 0 or left:
+            problems.append(f"remote shares less fees {owed}, peers' payable {payable}, statements {stated}, left on proxies {left}")
     return {
         "ok": not problems,
         "problems": problems,
@@ -539,6 +624,11 @@ def parse_args(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the database after the run")
     parser.add_argument("--small", action="store_true", help="a quick sanity run: 1000 people, 200 things, 10,000 flattrs")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--remote-share", type=float, default=0.0,
+                        help="build the month with this share of its things (so of its flattrs) on peer nodes, and compare its close "
+                             "with the same month all local, built and closed in the same run (e.g. 0.2)")
+    parser.add_argument("--peers", type=int, default=4, help="peer nodes hosting the remote things (default 4)")
+    parser.add_argument("--rounds", type=int, default=1, help="with --remote-share: months built and closed in turn (default 1)")
     parser.add_argument("--close-child", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.small:
@@ -548,12 +638,9 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.close_child:
-        close_child(args.close_child, args.batch_size, args.fee_percent)
-        return 0
-    say = (lambda *a: None) if args.json else print
+def measure(args, remote_share: float, say) -> dict:
+    """Build one month (with `remote_share` of its things on peers), close it
+    in a child, check it, time the baselines; the figures as a dict."""
     load = os.getloadavg()
     target = Target(args.database, args.keep)
     try:
@@ -561,17 +648,16 @@ def main(argv=None) -> int:
         database.connect()
         started = time.perf_counter()
         schema.migrate()
-        expected = build(args.people, args.things, args.flattrs_per_person, not target.is_sqlite)
+        expected = build(args.people, args.things, args.flattrs_per_person, not target.is_sqlite, remote_share, args.peers)
         build_seconds = time.perf_counter() - started
         database.close()
         say(f"built {expected['flattrs']:,} flattrs by {expected['givers']:,} people on {expected['things']:,} things "
-            f"in {build_seconds:.1f} s ({target.where()})")
+            f"({expected['remote_flattrs']:,} of the flattrs on {expected['peers']} peers) in {build_seconds:.1f} s ({target.where()})")
 
         hand_copy = copy_sqlite(target.path) if target.is_sqlite else None
         close = run_close(target.url, args.batch_size, args.fee_percent)
         say(f"close (batch size {args.batch_size}): {close['seconds']:.2f} s ({close['cpu_seconds']:.1f} s CPU in this process), peak RSS {close['peak_rss_kb'] / 1024:.0f} MB "
-            f"(RSS {close['rss_before_kb'] / 1024:.0f} MB before the close)")
-
+            f"(RSS {close['rss_before_kb'] / 1024:.0f} MB before the close); statements to peers: {close['statements']} in {close['statements_seconds']:.2f} s")
         database.connect()
         written = rows_written()
         check = verify(expected, args.fee_percent)
@@ -637,32 +723,86 @@ def main(argv=None) -> int:
             "fees": check["fees"],
             "expected_spend": expected["spend"],
             "load": [round(load[0], 2), round(load_after[0], 2)],
+            "statements": close["statements"],
+            "statements_seconds": round(close["statements_seconds"], 3),
+            "statements_cpu_seconds": round(close["statements_cpu_seconds"], 2),
+            "remote_flattrs": expected["remote_flattrs"],
+            "peers": expected["peers"],
         }
-        if args.json:
-            print(json.dumps(result))
-        if not check["ok"]:
-            print("FAIL: the ledger is wrong after the close:", file=sys.stderr)
-            for problem in check["problems"]:
-                print("  " + problem, file=sys.stderr)
-            return 1
-        if target.is_sqlite and not args.small:
-            misses = [
-                name for name, value, limit in (
-                    ("time", close["seconds"], TARGET_SECONDS),
-                    ("memory", close["peak_rss_kb"] / 1024, TARGET_MB),
-                    ("ratio", ratio, TARGET_RATIO),
-                ) if value >= limit
-            ]
-            say(f"targets (< {TARGET_SECONDS:.0f} s, < {TARGET_MB:.0f} MB, ratio < {TARGET_RATIO:.0f}): "
-                + ("met" if not misses else "MISSED: " + ", ".join(misses)))
-        say("ledger OK")
-        return 0
+        return result
     finally:
         if not dbmod.database.is_closed():
             dbmod.database.close()
         target.drop()
         if args.keep:
             say(f"kept {target.where()}")
+
+
+def prefixed(say, prefix: str):
+    return lambda *a: say(prefix, *a)
+
+
+def compare_remote(args, say) -> dict:
+    """The issue's federation figure: the month with `--remote-share` of its
+    flattrs on peers against the same month all local, built and closed in
+    the same run, `--rounds` times in turn; the median ratio of the close
+    (with the statements, as `close-month` makes them) is reported with the
+    remote month's figures."""
+    rounds = []
+    for i in range(args.rounds):
+        local = measure(args, 0.0, prefixed(say, f"round {i + 1}, all local:"))
+        remote = measure(args, args.remote_share, prefixed(say, f"round {i + 1}, {args.remote_share:.0%} remote:"))
+        whole = [r["close_seconds"] + r["statements_seconds"] for r in (local, remote)]
+        cpu = [r["close_cpu_seconds"] + r["statements_cpu_seconds"] for r in (local, remote)]
+        on_sqlite = local["database"] == "sqlite"  # on PostgreSQL the server does the work: the child's CPU says nothing
+        rounds.append((local, remote, whole[1] / whole[0], cpu[1] / cpu[0] if on_sqlite and cpu[0] else None))
+        say(f"round {i + 1}: close + statements {whole[1]:.2f} s against {whole[0]:.2f} s all local: ratio {rounds[-1][2]:.2f}"
+            + (f" (CPU {cpu[1]:.1f} s against {cpu[0]:.1f} s: {rounds[-1][3]:.2f})" if rounds[-1][3] else ""))
+    local, remote, _, _ = rounds[-1]
+    result = dict(remote)
+    result.update(
+        ok=all(lo["ok"] and re["ok"] for lo, re, _, _ in rounds),
+        problems=[p for lo, re, _, _ in rounds for p in lo["problems"] + re["problems"]],
+        remote_share=round(remote["remote_flattrs"] / remote["flattrs"], 3),
+        local_close_seconds=round(statistics.median(lo["close_seconds"] + lo["statements_seconds"] for lo, *_ in rounds), 3),
+        remote_close_seconds=round(statistics.median(re["close_seconds"] + re["statements_seconds"] for _, re, *_ in rounds), 3),
+        remote_ratio=round(statistics.median(r for *_, r, _ in rounds), 2),
+        remote_cpu_ratio=round(statistics.median(c for *_, c in rounds), 2) if rounds[0][3] else None,
+        remote_rounds=[[round(r, 2), round(c, 2) if c else None] for *_, r, c in rounds],
+        remote_target=REMOTE_TARGET,
+    )
+    cpu = f", CPU {result['remote_cpu_ratio']:.2f}" if result["remote_cpu_ratio"] else ""
+    say(f"{result['remote_share']:.0%} remote flattrs: close ratio {result['remote_ratio']:.2f} (median of {args.rounds}{cpu}), "
+        f"target <= {REMOTE_TARGET}")
+    return result
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.close_child:
+        close_child(args.close_child, args.batch_size, args.fee_percent)
+        return 0
+    say = (lambda *a: None) if args.json else print
+    result = compare_remote(args, say) if args.remote_share else measure(args, 0.0, say)
+    if args.json:
+        print(json.dumps(result))
+    if not result["ok"]:
+        print("FAIL: the ledger is wrong after the close:", file=sys.stderr)
+        for problem in result["problems"]:
+            print("  " + problem, file=sys.stderr)
+        return 1
+    if result["database"] == "sqlite" and not args.small and not args.remote_share:
+        misses = [
+            name for name, value, limit in (
+                ("time", result["close_seconds"], TARGET_SECONDS),
+                ("memory", result["peak_rss_mb"], TARGET_MB),
+                ("ratio", result["ratio"], TARGET_RATIO),
+            ) if value >= limit
+        ]
+        say(f"targets (< {TARGET_SECONDS:.0f} s, < {TARGET_MB:.0f} MB, ratio < {TARGET_RATIO:.0f}): "
+            + ("met" if not misses else "MISSED: " + ", ".join(misses)))
+    say("ledger OK")
+    return 0
 
 
 if __name__ == "__main__":

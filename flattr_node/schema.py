@@ -258,11 +258,14 @@ def _m1_initial() -> None:
 def add_columns(table: str, **fields) -> None:
     """In a migration: add columns to an existing table, e.g.
     `add_columns("thing", views=IntegerField(default=0))`. A NOT NULL column
-    needs a default (it fills the existing rows)."""
+    needs a default (it fills the existing rows). A column the table has
+    already is left alone: a table that an earlier migration creates from
+    today's model (federation, bank) is born with it on a fresh database."""
     from playhouse.migrate import migrate as run
 
+    have = {c.name for c in database.get_columns(table)}
     migrator = dialect().migrator()
-    run(*[migrator.add_column(table, name, field) for name, field in fields.items()])
+    run(*[migrator.add_column(table, name, field) for name, field in fields.items() if name not in have])
 
 
 def _m2_invites_and_resets() -> None:
@@ -360,6 +363,18 @@ def _m20_federation() -> None:
     keys.make_key()  # the node's Ed25519 identity, in the migration's transaction
 
 
+def _m21_peer_bank_details() -> None:
+    """Peers' bank details (from their well-known document) and the payout
+    export that took a settlement this node owes (SPEC §7)."""
+    add_columns(
+        "peer",
+        bank_iban=CharField(max_length=100, default=""),
+        bank_bic=CharField(max_length=100, default=""),
+        bank_account_name=CharField(max_length=200, default=""),
+    )
+    add_columns("settlement", exported_in=IntegerField(null=True))
+
+
 def _m41_webhooks() -> None:
     from .webhooks.models import WEBHOOK_MODELS
 
@@ -380,6 +395,7 @@ MIGRATIONS = [
     (10, "the cut of each giver in the close plan", _m10_close_plan_cut),
     (11, "room in the pages of flattr for the close's update", _m11_flattr_pages_with_room),
     (20, "federation: node key, peers, outbox, inbox", _m20_federation),
+    (21, "federation: peers' bank details, settlements in payout exports", _m21_peer_bank_details),
     (30, "bank rails: payout accounts, exports, statement entries", _m30_bank_rails),
     (40, "token scopes and OAuth 2.0", _m40_token_scopes_and_oauth),
     (41, "webhooks: endpoints and their queue", _m41_webhooks),

@@ -213,3 +213,45 @@ def test_a_settlement_credit_confirms_that_settlement(cfg, make_user):
 def test_a_payout_needs_a_payout_account(cfg, make_user, api_for):
     kim = make_user("kim", payout_account=False)
     assert_error(api_for(kim).post("/payouts", json={"amount": 1000}), 422, "validation", "payout_iban")
+
+
+def test_a_settlement_this_node_owes_is_exported_once_and_paid_once(cfg, make_user):
+    """A statement owed to a peer (federation): left out of the export while
+    the peer's bank details are not a SEPA account, then exported once;
+    `settlement paid` by hand first, the bank's debit afterwards changes
+    nothing and goes to no review; a debit of another amount does."""
+    import json
+
+    from flattr_node.federation.models import Peer, Settlement
+    from flattr_node.federation.peers import ledger_balance, payable_code
+    from flattr_node.federation.settlement import mark_paid
+    from flattr_node.models import Account
+
+    ann = make_user("ann", 5000)
+    peer = Peer.create(
+        base_url="https://b.example", key_id="k", public_key="x", inbox_url="https://b.example/federation/inbox", currency="EUR",
+        bank_iban="BR18 0036 0305 0000 1000 9795 493C 1", bank_account_name="B Blog",
+    )  # fmt: skip
+    Account.insert(code=payable_code(peer.id), kind="payable").execute()
+    ledger.post("settle:2026-10:peer:1:payable", "settlement", [(ledger.user_account(ann.id, "funds").id, -1234), (Account.get(Account.code == payable_code(peer.id)).id, 1234)])
+    reference = make_reference("202610000000000ABCDEF")
+    Settlement.create(peer=peer, period="2026-10", direction="payable", reference=reference, total=1234, lines=json.dumps([]), status="sent")
+
+    result = payouts.export_payouts(cfg)
+    assert result.export is None and len(result.left_out) == 1
+    assert "https://b.example: bank_iban BR18 0036 0305 0000 1000 9795 493C 1 is not in a SEPA country" in result.left_out[0]
+    Peer.update(bank_iban="FR14 2004 1010 0505 0001 3M02 606").where(Peer.id == peer.id).execute()
+    result = payouts.export_payouts(cfg)
+    assert (result.count, result.total, result.left_out) == (1, 1234, [])
+    assert reference in result.xml.decode() and "FR1420041010050500013M02606" in result.xml.decode()
+    assert payouts.export_payouts(cfg).export is None
+
+    assert mark_paid(reference)[1] is True  # the operator, before the statement arrives
+    counts = run_import(cfg, camt053([
+        Line(1234, credit=False, end_to_end_id=reference, bank_ref="S1"),
+        Line(1200, credit=False, text=f"Flattr {spaced_lower(reference)}", bank_ref="S2"),
+    ]))  # fmt: skip
+    assert (counts["settled"], counts["review"]) == (0, 1)
+    assert BankEntry.get(BankEntry.key.contains("S1")).status == "settled"
+    assert "is for 1234 cents, not 1200" in matching.review_list()[0].reason
+    assert ledger_balance(payable_code(peer.id)) == 0

@@ -57,3 +57,34 @@ def test_the_check_fails_when_the_ledger_is_wrong(cfg, db):
     Period.update(fees=Period.fees + 1).where(Period.name == bench.PERIOD).execute()
     bad = bench.verify(expected, 3)
     assert not bad["ok"] and any("period says" in p for p in bad["problems"])
+
+
+def test_remote_share_mode_closes_a_federated_month_correctly():
+    """--remote-share 0.2: the same month with a fifth of its flattrs on peer
+    nodes, closed beside the all-local one; both ledgers right, what the
+    peers' owners earned owed to the peers in one statement each."""
+    args = [sys.executable, str(CLOSE_BENCH), "--small", "--json", "--fee-percent", "7", "--remote-share", "0.2"]
+    if PG_URL:
+        args += ["--database", PG_URL]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["problems"] == []
+    assert (report["remote_share"], report["remote_flattrs"], report["peers"], report["statements"]) == (0.2, 2000, 4, 4)
+    assert report["flattrs"] == 10_000 and report["spent"] == report["expected_spend"] == report["distributed"] + report["fees"]
+    assert report["remote_ratio"] > 0 and report["local_close_seconds"] > 0 and report["ratio"] > 0
+
+
+def test_the_check_fails_when_a_statement_is_wrong(cfg, db):
+    from flattr_node.federation.models import Settlement
+    from flattr_node.federation.settlement import make_statements
+
+    bench = load_close_bench()
+    expected = bench.build(100, 40, 5, postgres=is_postgres(), remote_share=0.2, peers=2)
+    closing.close_period(cfg.with_(fee_percent=3), bench.PERIOD, bench.CLOSE_AT)
+    assert len(make_statements(cfg.with_(base_url=bench.HOME_URL), bench.PERIOD)) == 2
+    good = bench.verify(expected, 3)
+    assert good["ok"], good["problems"]
+    Settlement.update(total=Settlement.total + 1).where(Settlement.id == Settlement.select(Settlement.id).limit(1)).execute()
+    bad = bench.verify(expected, 3)
+    assert not bad["ok"] and any("statements" in p for p in bad["problems"])

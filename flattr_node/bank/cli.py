@@ -102,9 +102,10 @@ def bank_returned(cfg, entry_id):
 @click.argument("path", type=click.Path(dir_okay=False))
 @node_command
 def payout_export(cfg, path):
-    """Write every requested payout not exported yet to PATH, as one SEPA
-    credit transfer file (pain.001.001.03) to upload to the bank. Each
-    payout is exported once, ever; PATH must not exist."""
+    """Write every requested payout not exported yet, and every settlement
+    this node owes a peer (statement sent, not paid), to PATH, as one SEPA
+    credit transfer file (pain.001.001.03) to upload to the bank. Each is
+    exported once, ever; PATH must not exist."""
     from ..money import format_amount
     from .payouts import check_can_export, export_payouts
 
@@ -123,6 +124,8 @@ def payout_export(cfg, path):
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+    for line in result.left_out:
+        click.echo(f"flattr-node: payout export: {line}", err=True)
     if result.export is None:
         target.unlink(missing_ok=True)
         click.echo("no payouts to export")

@@ -9,6 +9,8 @@ The rules (SPEC §7):
 - a credit naming a settlement reference confirms that settlement (the
   federation's `confirm_settlement`, when this node has it);
 - a debit whose EndToEndId is an exported payout's marks it paid;
+- a debit naming a settlement this node owes, with its total, marks that
+  settlement paid (the federation's `mark_paid`);
 - everything else (unknown reference, another amount, a deposit already
   confirmed or cancelled, a return or reversal, an unknown debit): review.
 
@@ -29,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..config import Config
-from ..db import database, dialect, insert_rows
+from ..db import database, dialect, insert_rows, one_of
 from ..errors import FlattrError, NotFound, Validation
 from ..i18n import said
 from ..models import Deposit, Payout, utcnow
@@ -87,22 +89,26 @@ def match_payout(cfg: Config, entry: Entry) -> Outcome | None:
 
 
 def match_settlement(cfg: Config, entry: Entry) -> Outcome | None:
-    """A credit naming a settlement reference (SPEC §6): a peer node paid
-    the statement it owed. The federation's confirm_settlement(reference,
-    amount) turns that statement's pending revenue into revenue, once; a
-    reference it does not know (NotFound) is not a settlement, and another
-    amount (a domain error) sends the entry to review with its words."""
-    if not entry.credit:
-        return None
+    """A transfer naming a settlement reference (SPEC §6). A credit: a peer
+    node paid the statement it owed, and the federation's
+    confirm_settlement(reference, amount) turns its pending revenue into
+    revenue. A debit: this node paid a statement it owes (the payout
+    export's transfer carries the reference as EndToEndId, or the operator
+    typed it), and mark_paid(reference, amount) records it. Each once,
+    whichever comes first, the import or the operator's `settlement
+    confirm` / `settlement paid`. A reference it does not know (NotFound)
+    is no settlement; another amount (a domain error) sends the entry to
+    review with its words."""
     try:
-        from ..federation.settlement import confirm_settlement
+        from ..federation.settlement import confirm_settlement, mark_paid
     except ImportError:  # a node built without federation has no settlements
         return None
+    settle = confirm_settlement if entry.credit else mark_paid
     for ref in references.candidates(entry.text + " " + entry.end_to_end_id):
         if not ref.startswith("RF"):
             continue
         try:
-            _, new = confirm_settlement(ref, entry.amount)
+            _, new = settle(ref, entry.amount)
         except NotFound:
             continue
         except FlattrError as e:
@@ -175,7 +181,7 @@ class ImportResult:
     def summary(self) -> str:
         c = self.counts
         return (
-            f"{c['confirmed']} deposits confirmed, {c['paid']} payouts paid, {c['settled']} settlements confirmed, "
+            f"{c['confirmed']} deposits confirmed, {c['paid']} payouts paid, {c['settled']} settlements paid or received, "
             f"{c['review']} to review, {c['seen']} already seen"
         )
 
@@ -197,7 +203,7 @@ def _fast_deposits(cfg: Config, entries: list[Entry]) -> dict[str, Outcome]:
     refs = list(set(wanted.values()))
     deposits: dict[str, Deposit] = {}
     for start in range(0, len(refs), 500):
-        deposits.update((d.reference, d) for d in _deposit_rows(Deposit.reference.in_(refs[start : start + 500])))
+        deposits.update((d.reference, d) for d in _deposit_rows(one_of(Deposit.reference, refs[start : start + 500])))
     chosen: dict[str, Deposit] = {}
     taken: set[int] = set()
     for e in entries:
@@ -224,7 +230,7 @@ def import_statement(cfg: Config, statement: Statement, progress: Callable[[int,
         chunk = entries[start : start + CHUNK]
         with database.atomic():
             dialect().advisory_lock(IMPORT_LOCK)  # one importer at a time: the second sees the first's entries
-            seen = {k for (k,) in BankEntry.select(BankEntry.key).where(BankEntry.key.in_([e.key for e in chunk])).tuples()}
+            seen = {k for (k,) in BankEntry.select(BankEntry.key).where(one_of(BankEntry.key, [e.key for e in chunk])).tuples()}
             new: list[Entry] = []
             for entry in chunk:
                 if entry.key in seen:

@@ -14,8 +14,9 @@ the payouts: two exports at once never share a payout.
 
 Other things this node pays by bank transfer (the settlements it owes peer
 nodes, see the federation) join the same file through EXPORT_SOURCES: a
-function that, inside the export's transaction, claims what it owes for
-`export_id` and returns Transfer items. Appending one function is enough.
+function (cfg, export_id) that, inside the export's transaction, claims what
+it owes for `export_id` and returns (Transfer items, lines saying what it
+left out and why). Appending one function is enough.
 """
 
 from __future__ import annotations
@@ -55,10 +56,16 @@ class Transfer:
     bic: str | None = None
 
 
-# Functions (export_id) -> list[Transfer], called inside the export's
-# transaction after the payouts are claimed. The federation's settlements
-# owed to peers belong here.
-EXPORT_SOURCES: list[Callable[[int], list[Transfer]]] = []
+def _settlements_owed(cfg: Config, export_id: int) -> tuple[list[Transfer], list[str]]:
+    """The statements this node owes its peers (federation/settlement.py)."""
+    from ..federation.settlement import export_owed
+
+    return export_owed(cfg, export_id)
+
+
+# Functions (cfg, export_id) -> (transfers, left-out lines), called inside
+# the export's transaction after the payouts are claimed.
+EXPORT_SOURCES: list[Callable[[Config, int], tuple[list[Transfer], list[str]]]] = [_settlements_owed]
 
 
 def end_to_end_id(payout_id: int) -> str:
@@ -127,6 +134,7 @@ class ExportResult:
     xml: bytes
     count: int
     total: int
+    left_out: list[str] = dataclasses.field(default_factory=list)  # one line each: what waits, and why
 
 
 def _claim_payouts(export_id: int) -> list[Transfer]:
@@ -207,19 +215,21 @@ def export_payouts(cfg: Config, now: dt.datetime | None = None) -> ExportResult:
     with database.atomic():
         dialect().advisory_lock(EXPORT_LOCK)  # exports queue behind each other; payouts being requested go on
         export = PayoutExport.create(message_id=f"pending-{uuid.uuid4().hex[:24]}", created_at=now, count=0, total=0, xml="")
-        transfers = _claim_payouts(export.id)
+        transfers, left_out = _claim_payouts(export.id), []
         for source in EXPORT_SOURCES:
-            transfers.extend(source(export.id))
+            more, skipped = source(cfg, export.id)
+            transfers.extend(more)
+            left_out.extend(skipped)
         if not transfers:
             PayoutExport.delete().where(PayoutExport.id == export.id).execute()
-            return ExportResult(None, b"", 0, 0)
+            return ExportResult(None, b"", 0, 0, left_out)
         msg_id, xml = build_pain001(cfg, transfers, today)
         total = sum(t.amount for t in transfers)
         PayoutExport.update(message_id=msg_id, count=len(transfers), total=total, xml=xml.decode()).where(
             PayoutExport.id == export.id
         ).execute()
     log.info("payout export %d: %d transfers, %d cents", export.id, len(transfers), total)
-    return ExportResult(PayoutExport.get_by_id(export.id), xml, len(transfers), total)
+    return ExportResult(PayoutExport.get_by_id(export.id), xml, len(transfers), total, left_out)
 
 
 def get_export(export_id: int) -> PayoutExport:

@@ -72,16 +72,18 @@ _DEPOSIT_LENGTH = 4 + BODY_LENGTH
 
 
 def deposit_candidate(text: str) -> str | None:
-    """The first deposit reference (RF of our length, or a legacy FN-) in a
-    bank's text, for the import's fast path: one check-digit test per "RF"
-    instead of every possible length."""
+    """The first thing shaped like a deposit reference (RF, two digits, our
+    length; or a legacy FN-) in a bank's text, for the import's fast path:
+    no check-digit test, since the caller looks it up among the deposits,
+    which hold valid references only; an entry whose first candidate is no
+    deposit goes the slow way (`candidates`, every valid cut)."""
     if not text:
         return None
     flat = re.sub(r"[^0-9A-Z]", "", text.upper())
     start = flat.find("RF")
     while start != -1:
         ref = flat[start : start + _DEPOSIT_LENGTH]
-        if len(ref) == _DEPOSIT_LENGTH and ref[2:4].isdigit() and iso11649.is_valid(ref):
+        if len(ref) == _DEPOSIT_LENGTH and ref[2:4].isdigit():
             return ref
         start = flat.find("RF", start + 1)
     m = _LEGACY.search(re.sub(r"[^0-9A-Z-]", "", text.upper()))

@@ -50,6 +50,7 @@ def _commands(node_command):
             waiting = Outbox.select().where((Outbox.peer == p) & (Outbox.status == "pending")).count()
             limit = "none" if p.credit_limit is None else format_amount(p.credit_limit, cfg.currency)
             line = f"{p.base_url}\tkey {p.key_id}\tcredit limit {limit}\towes us {format_amount(owed_by(p), cfg.currency)}\twaiting {waiting}"
+            line += f"\tbank {p.bank_iban or 'none'}"
             click.echo(line + (f"\trefusing: {p.refusal}" if p.refusal else ""))
 
 
@@ -68,8 +69,9 @@ def _commands(node_command):
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @node_command
     def peer_sync(cfg, quiet):
-        """Deliver every flattr waiting in the outbox now (the scheduler does it on its own)."""
-        from . import delivery
+        """Deliver every flattr waiting in the outbox now (the scheduler does it
+        on its own), send statements, and read each peer's bank details again."""
+        from . import delivery, peers
 
         total = delivery.pending_count()
         with click.progressbar(length=total, label="delivering", file=sys.stderr) if total and not quiet else _Nothing() as bar:
@@ -80,6 +82,13 @@ def _commands(node_command):
         click.echo(f"delivered {counts['delivered']}, waiting {counts['waiting']}, refused {counts['refused']}")
         if sent["sent"] or sent["waiting"] or sent["refused"]:
             click.echo(f"statements sent {sent['sent']}, waiting {sent['waiting']}, refused {sent['refused']}")
+        for p in peers.list_peers():
+            try:
+                changed = peers.refresh_bank_details(cfg, p)
+            except FlattrError as e:
+                changed = f"{p.base_url}: bank details not read: {e.description}"
+            if changed:
+                click.echo(changed)
         if counts["waiting"] or sent["waiting"]:
             sys.exit(1)
 
@@ -101,7 +110,8 @@ def _commands(node_command):
             click.echo("no settlements")
         for s in rows:
             verb = "we owe" if s.direction == "payable" else "owes us"
-            click.echo(f"{s.period}\t{s.peer.base_url}\t{verb}\t{format_amount(s.total, cfg.currency)}\t{iso11649.format(s.reference)}\t{s.status}"
+            exported = f"\tin payout export {s.exported_in}" if s.exported_in else ""
+            click.echo(f"{s.period}\t{s.peer.base_url}\t{verb}\t{format_amount(s.total, cfg.currency)}\t{iso11649.format(s.reference)}\t{s.status}{exported}"
                        + (f"\t{s.last_error}" if s.status == "refused" and s.last_error else ""))
 
     @settlement.command("paid")

@@ -47,6 +47,12 @@ class Peer(BaseModel):
     added_at = DateTimeField(default=utcnow)
     removed_at = DateTimeField(null=True)  # kept for the history of its flattrs
     refusal = TextField(default="")  # why it last refused our flattrs (its credit limit); "" when it takes them
+    # Where this node pays what it owes the peer (SPEC §7), as the peer's
+    # well-known document gave them at `peer add` / `peer sync` (migration 21);
+    # checked with schwifty when a payout export takes a settlement.
+    bank_iban = CharField(max_length=100, default="")
+    bank_bic = CharField(max_length=100, default="")
+    bank_account_name = CharField(max_length=200, default="")
 
     class Meta:
         constraints = [SQL("CHECK (credit_limit IS NULL OR credit_limit >= 0)")]
@@ -136,6 +142,10 @@ class Settlement(BaseModel):
     last_error = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     settled_at = DateTimeField(null=True)
+    # A payable one: the payout export (bank.models.PayoutExport id) that holds
+    # its transfer; NULL: not exported. A plain integer, not a foreign key:
+    # migration 21 runs before the bank's tables exist.
+    exported_in = IntegerField(null=True)
 
     class Meta:
         indexes = ((("peer", "direction", "reference"), True), (("peer", "direction", "period"), True))

@@ -16,6 +16,7 @@ from ..db import database, execute
 from ..errors import FlattrError, NotFound, Validation
 from ..i18n import said
 from ..models import Account, utcnow
+from ..services.validate import is_utf8
 from . import keys, outbound
 from .models import Peer
 
@@ -58,12 +59,11 @@ def receivable_code(peer_id: int) -> str:
     return f"peer:{peer_id}:receivable"
 
 
-def add_peer(cfg: Config, url: str, credit_limit: int | None = None) -> Peer:
-    base = normalize_base(url)
-    if base == normalize_base(cfg.base_url):
-        raise Validation(said('a node cannot be its own peer'), field="url")
-    if credit_limit is not None and credit_limit < 0:
-        raise Validation(said('the credit limit must not be negative'), field="credit_limit")
+BANK_KEYS = ("bank_iban", "bank_bic", "bank_account_name")
+
+
+def _fetch_document(cfg: Config, base: str) -> tuple[dict, dict]:
+    """The peer's well-known document, checked: (document, its Ed25519 JWK)."""
     response = outbound.fetch(cfg, "GET", f"{base}/.well-known/flattr-node")
     if response.status_code != 200:
         raise outbound.PeerUnreachable(said('%(base)s is not a flattr node (GET /.well-known/flattr-node answered %(status_code)s)', base=base, status_code=response.status_code))
@@ -80,14 +80,39 @@ def add_peer(cfg: Config, url: str, credit_limit: int | None = None) -> Peer:
     try:
         keys.load_public(jwk["x"])
     except ValueError:
-        raise FlattrError(said('%(base)s publishes a malformed Ed25519 key', base=base)) from None
+        raise FlattrError(f"{base} publishes a malformed Ed25519 key") from None
+    return doc, jwk
+
+
+def bank_details(doc: dict) -> dict[str, str]:
+    """The bank keys of a peer's document as given, kept as text when they
+    are printable text (the payout export checks them with schwifty); what
+    is missing, or no text, is kept as ""."""
+    details = {}
+    for key, size in zip(BANK_KEYS, (Peer.bank_iban.max_length, Peer.bank_bic.max_length, Peer.bank_account_name.max_length), strict=True):
+        value = doc.get(key)
+        ok = isinstance(value, str) and is_utf8(value) and value.isprintable() and len(value.strip()) <= size
+        details[key] = value.strip() if ok else ""
+    return details
+
+
+def add_peer(cfg: Config, url: str, credit_limit: int | None = None) -> Peer:
+    base = normalize_base(url)
+    if base == normalize_base(cfg.base_url):
+        raise Validation(said('a node cannot be its own peer'), field="url")
+    if credit_limit is not None and credit_limit < 0:
+        raise Validation(said('the credit limit must not be negative'), field="credit_limit")
+    doc, jwk = _fetch_document(cfg, base)
     kid = keys.thumbprint(jwk["x"])
     inbox = str(doc.get("inbox") or f"{base}/federation/inbox")
     if not inbox.startswith(base + "/"):
         raise FlattrError(said('%(base)s names an inbox outside itself: %(inbox)s', base=base, inbox=repr(inbox)))
     with database.atomic():
         peer = Peer.get_or_none(Peer.base_url == base)
-        fields = dict(key_id=kid, public_key=jwk["x"], inbox_url=inbox, currency=cfg.currency, credit_limit=credit_limit, removed_at=None)
+        fields = dict(
+            key_id=kid, public_key=jwk["x"], inbox_url=inbox, currency=cfg.currency, credit_limit=credit_limit, removed_at=None,
+            **bank_details(doc),
+        )  # fmt: skip
         if peer is None:
             peer = Peer.create(base_url=base, **fields)
         else:
@@ -98,6 +123,23 @@ def add_peer(cfg: Config, url: str, credit_limit: int | None = None) -> Peer:
         for code, kind in ((payable_code(peer.id), "payable"), (receivable_code(peer.id), "external")):
             Account.insert(code=code, kind=kind).on_conflict_ignore().execute()
     return peer
+
+
+def refresh_bank_details(cfg: Config, peer: Peer) -> str | None:
+    """`peer sync`: read the peer's bank details again from its document,
+    which must still publish the key pinned at `peer add`. Returns a line
+    saying what changed, or None when nothing did."""
+    doc, jwk = _fetch_document(cfg, peer.base_url)
+    if jwk["x"] != peer.public_key:
+        raise FlattrError(f"{peer.base_url} publishes another key than the one pinned: bank details not read (`peer add` again to trust it)")
+    details = bank_details(doc)
+    if details == {key: getattr(peer, key) for key in BANK_KEYS}:
+        return None
+    Peer.update(**details).where(Peer.id == peer.id).execute()
+    if not details["bank_iban"]:
+        return f"{peer.base_url} publishes no bank details now"
+    account = " ".join(v for v in (details["bank_iban"], details["bank_bic"]) if v)
+    return f"{peer.base_url} bank details now: {account} ({details['bank_account_name']})"
 
 
 def list_peers(include_removed: bool = False) -> list[Peer]:

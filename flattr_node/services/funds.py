@@ -11,7 +11,7 @@ from .. import ledger, periods, webhooks
 from ..bank import payouts as bank_payouts
 from ..bank import references
 from ..config import Config
-from ..db import database, execute, lock_accounts, locked
+from ..db import database, execute, lock_accounts, locked, one_of
 from ..errors import NoMoney, NotFound, Validation
 from ..i18n import Amount, said, said_n
 from ..models import Account, Deposit, Payout, User, utcnow
@@ -129,13 +129,13 @@ def confirm_many(deposits: list, now: dt.datetime | None = None) -> list:
     at = now or utcnow()
     ids = [d.id for d in deposits]
     fields = (Deposit.id, Deposit.user.alias("user_id"), Deposit.amount, Deposit.reference)
-    pending = {d.id: d for d in locked(Deposit.select(*fields).where(Deposit.id.in_(ids) & (Deposit.status == "pending"))).namedtuples()}
+    pending = {d.id: d for d in locked(Deposit.select(*fields).where(one_of(Deposit.id, ids) & (Deposit.status == "pending"))).namedtuples()}
     todo = [pending[i] for i in ids if i in pending]
     if not todo:
         return []
     codes = {ledger.user_code(d.user_id, "funds") for d in todo}
     lock_accounts(["node:external", *codes])
-    funds_ids = dict(Account.select(Account.user, Account.id).where(Account.user.in_({d.user_id for d in todo}) & (Account.kind == "funds")).tuples())
+    funds_ids = dict(Account.select(Account.user, Account.id).where(one_of(Account.user, {d.user_id for d in todo}) & (Account.kind == "funds")).tuples())
     external = ledger.node_account("external").id
     txns = ledger.post_values(
         "deposit", [(f"deposit:{d.id}:confirm", [(external, -d.amount), (funds_ids[d.user_id], d.amount)], d.reference) for d in todo], now=at

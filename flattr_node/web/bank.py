@@ -181,6 +181,8 @@ def operator_bank_returned(entry_id: int):
 @operator_required
 def operator_bank_export():
     result = payouts.export_payouts(node())
+    for line in result.left_out:
+        flash(line)
     if result.export is None:
         flash(_("No payouts waiting for export."))
         return redirect(url_for("web.operator_bank", _anchor="exports"))
