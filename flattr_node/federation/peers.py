@@ -80,7 +80,7 @@ def _fetch_document(cfg: Config, base: str) -> tuple[dict, dict]:
     try:
         keys.load_public(jwk["x"])
     except ValueError:
-        raise FlattrError(f"{base} publishes a malformed Ed25519 key") from None
+        raise FlattrError(said('%(base)s publishes a malformed Ed25519 key', base=base)) from None
     return doc, jwk
 
 
@@ -131,7 +131,7 @@ def refresh_bank_details(cfg: Config, peer: Peer) -> str | None:
     saying what changed, or None when nothing did."""
     doc, jwk = _fetch_document(cfg, peer.base_url)
     if jwk["x"] != peer.public_key:
-        raise FlattrError(f"{peer.base_url} publishes another key than the one pinned: bank details not read (`peer add` again to trust it)")
+        raise FlattrError(said("%(base)s publishes another key than the one pinned: bank details not read (`peer add` again to trust it)", base=peer.base_url))
     details = bank_details(doc)
     if details == {key: getattr(peer, key) for key in BANK_KEYS}:
         return None
