@@ -15,13 +15,18 @@ from flattr_node.db import is_postgres
 from flattr_node.models import Account, Period
 
 
-def test_small_mode_reports_a_correct_ledger():
-    args = [sys.executable, str(CLOSE_BENCH), "--small", "--json", "--fee-percent", "7"]
+def small_run(*extra: str) -> dict:
+    """bench/close_month.py --small on the database under test: its JSON report."""
+    args = [sys.executable, str(CLOSE_BENCH), "--small", "--json", "--fee-percent", "7", *extra]
     if PG_URL:
         args += ["--database", PG_URL]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_small_mode_reports_a_correct_ledger():
+    report = small_run()
     assert report["ok"] and report["problems"] == []
     assert report["database"] == ("postgresql" if PG_URL else "sqlite")
     assert report["flattrs"] == 10_000 and 0 < report["counted"] < report["flattrs"]
@@ -63,12 +68,7 @@ def test_remote_share_mode_closes_a_federated_month_correctly():
     """--remote-share 0.2: the same month with a fifth of its flattrs on peer
     nodes, closed beside the all-local one; both ledgers right, what the
     peers' owners earned owed to the peers in one statement each."""
-    args = [sys.executable, str(CLOSE_BENCH), "--small", "--json", "--fee-percent", "7", "--remote-share", "0.2"]
-    if PG_URL:
-        args += ["--database", PG_URL]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = small_run("--remote-share", "0.2")
     assert report["ok"] and report["problems"] == []
     assert (report["remote_share"], report["remote_flattrs"], report["peers"], report["statements"]) == (0.2, 2000, 4, 4)
     assert report["flattrs"] == 10_000 and report["spent"] == report["expected_spend"] == report["distributed"] + report["fees"]
