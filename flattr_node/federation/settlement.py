@@ -95,6 +95,8 @@ def make_statements(cfg: Config, period: str) -> list[Settlement]:
         if status == "counted" and row[2] > 0:
             by_peer[row[0]].append(row)
     mine = (Settlement.direction == "payable") & (Settlement.period == period)
+    if not by_peer:  # no remote share this period: nothing to write, so no write transaction (every tick asks)
+        return list(Settlement.select().where(mine).order_by(Settlement.id))
     with database.atomic():
         done = {peer_id for (peer_id,) in Settlement.select(Settlement.peer).where(mine).tuples()}
         peers = {p.id: p for p in Peer.select().where(Peer.id.in_(list(by_peer)))}
