@@ -4,6 +4,7 @@ installs only what the node needs."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -71,14 +72,21 @@ def test_make_run_takes_a_port_and_installs_only_the_node(tmp_path):
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     for name in ("setup.cfg", "pyproject.toml"):
         (tmp_path / name).write_text("")
-    plan = subprocess.run(["make", "-n", "run", "PORT=8090"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    # As from a shell: not the make that may be running this test (its MAKEFLAGS, MAKELEVEL), which
+    # would make this make print "Entering/Leaving directory" lines around the plan.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+    def make_n(*args: str) -> str:
+        return subprocess.run(["make", "-n", *args], cwd=tmp_path, capture_output=True, text=True, check=True, env=env).stdout
+
+    plan = make_n("run", "PORT=8090")
     installs = [line for line in plan.splitlines() if "pip install" in line]
     assert installs and not any("[test]" in line for line in installs), plan
     assert all("--quiet --quiet" in line for line in installs)
     assert plan.splitlines()[-1].endswith("flattr-node serve --port 8090")
-    plan = subprocess.run(["make", "-n", "run"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    plan = make_n("run")
     assert plan.splitlines()[-1].endswith("flattr-node serve")
-    test_plan = subprocess.run(["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    test_plan = make_n("test")
     assert any("[test]" in line for line in test_plan.splitlines() if "pip install" in line)
 
 

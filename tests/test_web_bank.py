@@ -108,6 +108,9 @@ def test_statements_follow_the_ledger(client, cfg, make_user, api_for):
         revenue_run += m["revenue"]
         assert (m["funds_balance"], m["revenue_balance"]) == (funds_run, revenue_run)
     assert api_for(ann).get(f"/user/statement?year={year - 1}").get_json()["movements"] == []
+    later = api_for(ann).get(f"/user/statement?year={year + 1}").get_json()  # the year's balances carried over
+    assert later["opening"] == st["closing"] == later["closing"] and later["movements"] == []
+    assert all(type(v) is int for v in (*later["opening"].values(), *later["closing"].values()))  # cents, not "5000"
     assert_error(api_for(ann).get("/user/statement?year=26"), 422, "validation", "year")
 
     signin(client, "ann")

@@ -106,7 +106,8 @@ def statement(cfg: Config, user: User, year: int) -> dict:
                 line.funds += amount
             elif account_kind == "revenue":
                 line.revenue += amount
-    funds_balance, revenue_balance = opening.get("funds", 0) or 0, opening.get("revenue", 0) or 0
+    # int(): PostgreSQL's SUM of a bigint is a numeric (a Decimal here), which JSON would write as a string.
+    funds_balance, revenue_balance = int(opening.get("funds") or 0), int(opening.get("revenue") or 0)
     opening_balances = (funds_balance, revenue_balance)
     lines = [ln for ln in lines if ln.funds or ln.revenue]
     for line in lines:
