@@ -137,7 +137,10 @@ def test_every_page_fits_a_390_pixel_phone(world, phone):
         check(phone, base + path, problems)
     phone.get(base + "/dashboard/deposits")
     click(phone, "#deposits form.inline button")  # cancel: the question page
-    assert "stornieren" in phone.title  # "Cancel deposit …?" in German, the language chosen above
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # "Cancel deposit …?" in German, the language chosen above; the click's page load may still be on its way.
+    WebDriverWait(phone, 30).until(lambda d: "stornieren" in d.title)
     check(phone, None, problems)
     phone.get(base + "/dashboard/budget")  # a GET on a POST route: the error page
     check(phone, None, problems)
