@@ -153,11 +153,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def clear_stale_faketime() -> None:
+    """libfaketime keeps a semaphore and a shared-memory file per process in
+    /dev/shm, named by its pid; a process killed with SIGKILL (the crash
+    tests) leaves them, and a later faketime process that gets the same pid
+    then fails ("sem_open: File exists"). Remove those of dead processes."""
+    import glob
+
+    for path in glob.glob("/dev/shm/faketime_shm_*") + glob.glob("/dev/shm/sem.faketime_sem_*"):
+        pid = path.rsplit("_", 1)[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
 class Server:
     """`flattr-node serve` (waitress) in a subprocess on a free port."""
 
     def __init__(self, config: Path, log: Path, wait: bool = True, port: int | None = None, prefix: tuple[str, ...] = ()):
         """`prefix`: a command the node runs under (`faketime -f @...`)."""
+        if prefix[:1] == ("faketime",):
+            clear_stale_faketime()
         self.port = port or free_port()  # give the port when base_url must name it
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
