@@ -84,7 +84,13 @@ def sign_in(driver, base: str, username: str) -> None:
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys("correct horse")
     driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    assert "/signin" not in driver.current_url, driver.page_source[:500]
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:  # the click starts the page load; it may not have ended yet
+        WebDriverWait(driver, 30).until(lambda d: "/signin" not in d.current_url)
+    except TimeoutException:
+        raise AssertionError(driver.page_source[:500]) from None
 
 
 def check(driver, url: str | None, problems: list) -> None:
