@@ -77,8 +77,6 @@ def statement(cfg: Config, user: User, year: int) -> dict:
     start, end = year_bounds(cfg, year)
     with consistent_read():
         accounts = dict(Account.select(Account.id, Account.kind).where(Account.user == user.id).tuples())
-        if not accounts:
-            accounts = {}
         opening = dict(
             Posting.select(Account.kind, fn.SUM(Posting.amount))
             .join(Txn).switch(Posting).join(Account)
